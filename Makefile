@@ -1,0 +1,103 @@
+# The commands the README names. Everything runs from the project's own virtual environment, .venv, created from
+# the exact pins in requirements.txt on first use.
+#
+#   make book       execute every chapter and build the HTML book into book/_build/html
+#   make test       everything CI checks: unit tests, every notebook under nbval, the book build
+#   make lab        open the chapters in JupyterLab (the .py chapters open as notebooks)
+#   make notebooks  regenerate notebooks/*.ipynb from the notebooks/*.py sources
+#   make bench      a small benchmark run (JSON into results/)
+#   make clean      remove build products (keeps .venv; `make distclean` removes it too)
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JB     := $(VENV)/bin/jupyter-book
+
+# The chapters: py:percent sources are the only source of truth; the .ipynb files are generated (for Colab
+# and nbval) and committed, never edited by hand.
+CHAPTERS := $(wildcard notebooks/[0-9]*.py)
+
+# Tests run headless and, unless the caller says otherwise, with the small CPU profile.
+TEST_PROFILE ?= ci
+
+# $(call timed,LABEL,COMMAND): run COMMAND, then print how long it took; the exit status is COMMAND's.
+timed = start=$$(date +%s); rc=0; $(2) || rc=$$?; echo "==> $(1): $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
+
+.PHONY: help venv notebooks test test-unit test-notebooks book lab bench clean distclean
+
+help:
+	@echo "make book       execute every chapter, build the HTML book (book/_build/html)"
+	@echo "make test       unit tests + every notebook under nbval + the book build (what CI runs)"
+	@echo "make lab        JupyterLab on notebooks/"
+	@echo "make notebooks  regenerate notebooks/*.ipynb from notebooks/*.py"
+	@echo "make bench      benchmark: digits, forget class 3, 3 seeds -> results/bench_class3.json"
+	@echo "make clean      remove build products"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Environment
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -r requirements.txt
+	$(VENV)/bin/pip install --no-deps -e .
+	touch $@
+
+# ---------------------------------------------------------------------------------------------------------------
+# Notebooks: one jupytext process converts every chapter. `--update` keeps the cell ids (and nothing else, since
+# the committed notebooks hold no outputs) of cells that did not change, so regenerating gives quiet git diffs;
+# without it every cell gets a new random id on every run.
+notebooks: $(STAMP)
+	$(PY) -m jupytext --update --to ipynb $(CHAPTERS)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tests. pytest's exit status is kept as is: 5 (nothing collected) fails the build like any other failure.
+test: export MPLBACKEND := Agg
+test: export UNLEARN_PROFILE ?= $(TEST_PROFILE)
+test: $(STAMP)
+	@echo "==> make test (UNLEARN_PROFILE=$$UNLEARN_PROFILE)"
+	@$(call timed,unit tests,$(MAKE) --no-print-directory test-unit)
+	@$(call timed,notebooks under nbval,$(MAKE) --no-print-directory test-notebooks)
+	@$(call timed,book build,$(MAKE) --no-print-directory book)
+
+# (a) unit tests, including tests/test_notebooks_sync.py, which proves the committed .ipynb files are current.
+test-unit: export MPLBACKEND := Agg
+test-unit: export UNLEARN_PROFILE ?= $(TEST_PROFILE)
+test-unit: $(STAMP)
+	$(PY) -m pytest tests
+
+# (b) execute every committed notebook; a cell that raises fails the run (outputs are not compared: the
+# chapters check their claims with asserts).
+test-notebooks: export MPLBACKEND := Agg
+test-notebooks: export UNLEARN_PROFILE ?= $(TEST_PROFILE)
+test-notebooks: $(STAMP)
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider notebooks/
+
+# (c) the book. Always from a clean _build (an incremental build of unchanged sources passes even when it
+# should fail); -W turns warnings into errors, -n reports every unresolved reference, and
+# nb_execution_raise_on_error in book/_config.yml makes a failing cell fail the build.
+# MPLBACKEND is removed for this step: set to Agg, it would stop the kernel from showing figures inline, and
+# the book would have no figures.
+book: $(STAMP)
+	rm -rf book/_build
+	env -u MPLBACKEND $(JB) build book -W -n --keep-going
+
+# ---------------------------------------------------------------------------------------------------------------
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+
+bench: $(STAMP)
+	$(PY) -m unlearnlib.bench --dataset digits --scenario class --forget-class 3 --seeds 3 \
+		--out results/bench_class3.json
+
+clean:
+	rm -rf book/_build .pytest_cache
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -print \
+		| xargs rm -rf
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

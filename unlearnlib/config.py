@@ -1,0 +1,99 @@
+"""Profiles, device choice and seeding: one object tells a chapter its sizes (chapter 00, the preface).
+
+``UNLEARN_PROFILE=ci|full|auto`` selects the profile; ``auto`` (the default) means ``full`` when CUDA is
+available and ``ci`` otherwise. The text of a chapter never branches on CPU versus GPU: it reads the sizes
+from :func:`get_profile`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearnlib.errors import UnlearnError
+
+PROFILE_NAMES = ("ci", "full", "auto")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes of every experiment in the book (chapter 00).
+
+    ``dataset`` and ``model`` name what :func:`unlearnlib.data.load_dataset` and
+    :func:`unlearnlib.models.make_model` build; ``train_*`` describe the recipe shared by the original model and
+    the retrain oracle; ``seeds`` is how many seeds a multi-seed claim averages over.
+    """
+
+    name: str
+    dataset: str
+    model: str
+    train_epochs: int
+    train_batch_size: int
+    train_lr: float
+    seeds: int
+    unlearn_batch_size: int
+
+
+_PROFILES = {
+    # Sized so that every chapter executes in a minute or two on a 2-core CPU.
+    "ci": Profile(name="ci", dataset="digits", model="cnn", train_epochs=30, train_batch_size=64,
+                  train_lr=0.05, seeds=3, unlearn_batch_size=32),
+    # GPU-sized: a wider network, more seeds. CIFAR-10 needs its files (see ``unlearnlib.data``); the profile
+    # keeps the offline digits dataset so that it runs anywhere, and chapters may switch the dataset.
+    "full": Profile(name="full", dataset="digits", model="cnn-wide", train_epochs=60, train_batch_size=64,
+                    train_lr=0.05, seeds=5, unlearn_batch_size=32),
+}
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """The profile named ``name`` or by ``UNLEARN_PROFILE`` (chapter 00). Keyword overrides replace fields."""
+    name = (name or os.environ.get("UNLEARN_PROFILE") or "auto").strip().lower()
+    if name not in PROFILE_NAMES:
+        raise UnlearnError(f"unknown profile {name!r}; use one of: {', '.join(PROFILE_NAMES)} "
+                           "(for example UNLEARN_PROFILE=ci)")
+    if name == "auto":
+        name = "full" if torch.cuda.is_available() else "ci"
+    profile = _PROFILES[name]
+    unknown = set(overrides) - set(profile.__dataclass_fields__)
+    if unknown:
+        raise UnlearnError(f"unknown profile field(s) {sorted(unknown)}; "
+                           f"known fields: {', '.join(profile.__dataclass_fields__)}")
+    return replace(profile, **overrides)
+
+
+def get_device(spec: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU (chapter 00). Asking for CUDA without it is an error."""
+    if isinstance(spec, torch.device):
+        return spec
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UnlearnError("CUDA was requested but is not available; use --device cpu (or auto). "
+                               "In Colab: Runtime > Change runtime type > GPU")
+        return torch.device(spec)
+    if spec == "cpu":
+        return torch.device("cpu")
+    raise UnlearnError(f"unknown device {spec!r}; use auto, cpu or cuda")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator seeded the same way (chapter 01)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def cache_dir() -> Path:
+    """Where trained models are cached: ``UNLEARN_CACHE`` or ``~/.cache/unlearnlib`` (chapter 01)."""
+    root = os.environ.get("UNLEARN_CACHE")
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "unlearnlib"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,289 @@
+"""Datasets and forgetting scenarios (chapter 01).
+
+Everything is held as tensors in memory: the book's datasets are small, and indexing tensors on the device
+avoids the host-device round trips of a ``DataLoader`` in the training loops.
+
+* ``digits``: scikit-learn's 8x8 handwritten digits. It ships with scikit-learn, so the book runs offline.
+* ``mnist``, ``fashion-mnist``, ``cifar10``: through torchvision's own classes, downloaded only when asked.
+* any ``.npz`` file with the arrays ``x_train, y_train, x_test, y_test`` (the layout Keras uses for
+  ``mnist.npz``): grey ``[N, H, W]`` or colour ``[N, H, W, C]`` / ``[N, C, H, W]``, ``uint8`` or float.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unlearnlib.errors import UnlearnError
+
+BUILTIN = ("digits", "mnist", "fashion-mnist", "cifar10")
+SCENARIOS = ("random", "class")
+
+
+@dataclass
+class Dataset:
+    """A standardised image-classification dataset held as tensors (chapter 01).
+
+    ``x_*`` are float32 ``[N, C, H, W]``, standardised per channel with the training statistics;
+    ``y_*`` are int64 labels in ``0 .. num_classes - 1``.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    def fingerprint(self) -> str:
+        """A short hash of the contents, so that a cached model is never reused on other data."""
+        h = hashlib.sha256()
+        for t in (self.x_train, self.y_train, self.x_test, self.y_test):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def to(self, device) -> "Dataset":
+        return Dataset(self.name, self.x_train.to(device), self.y_train.to(device), self.x_test.to(device),
+                       self.y_test.to(device), self.num_classes)
+
+
+def _as_nchw_float(x: np.ndarray, what: str) -> np.ndarray:
+    """Grey [N,H,W], channels-last [N,H,W,C] or channels-first [N,C,H,W] -> float32 [N,C,H,W] in a 0-1 scale."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4:
+        if x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+            x = x.transpose(0, 3, 1, 2)
+    else:
+        raise UnlearnError(f"{what} has shape {x.shape}; expected images [N, H, W], [N, H, W, C] or [N, C, H, W]")
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255.0
+    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        raise UnlearnError(f"{what} has dtype {x.dtype}; expected uint8 or float images")
+    x = x.astype(np.float32)
+    if not np.isfinite(x).all():
+        raise UnlearnError(f"{what} contains NaN or infinite values; clean the file first")
+    return x
+
+
+def _as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
+    y = np.asarray(y).reshape(-1) if np.asarray(y).ndim == 2 and np.asarray(y).shape[1] == 1 else np.asarray(y)
+    if y.ndim != 1:
+        raise UnlearnError(f"{what} has shape {y.shape}; expected integer class labels [N] (not one-hot)")
+    if len(y) != n:
+        raise UnlearnError(f"{what} has {len(y)} labels but there are {n} images; the two must match")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0):
+            y = y.astype(np.int64)
+        else:
+            raise UnlearnError(f"{what} must hold integer class labels, got dtype {y.dtype}")
+    if len(y) and y.min() < 0:
+        raise UnlearnError(f"{what} has negative labels; expected classes 0 .. C-1")
+    return y.astype(np.int64)
+
+
+def from_arrays(name: str, x_train, y_train, x_test, y_test, num_classes: int | None = None) -> Dataset:
+    """Build a standardised :class:`Dataset` from NumPy arrays in any of the accepted layouts (chapter 01)."""
+    xtr = _as_nchw_float(x_train, "x_train")
+    xte = _as_nchw_float(x_test, "x_test")
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise UnlearnError(f"x_train images are {xtr.shape[1:]} but x_test images are {xte.shape[1:]}; "
+                           "train and test images must have the same shape")
+    ytr = _as_labels(y_train, len(xtr), "y_train")
+    yte = _as_labels(y_test, len(xte), "y_test")
+    if len(xtr) == 0 or len(xte) == 0:
+        raise UnlearnError("the dataset has an empty train or test split")
+    num_classes = int(num_classes or max(ytr.max(), yte.max()) + 1)
+    # Standardise with training statistics only, per channel.
+    mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
+    std = xtr.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
+    return Dataset(name, t((xtr - mean) / std), t(ytr), t((xte - mean) / std), t(yte), num_classes)
+
+
+def _load_digits() -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)  # [1797, 8, 8], pixel values 0..16
+    # A fixed stratified split: the dataset must be the same for every chapter and seed.
+    xtr, xte, ytr, yte = train_test_split(x, bunch.target, test_size=0.25, random_state=0, stratify=bunch.target)
+    return from_arrays("digits", xtr, ytr, xte, yte, num_classes=10)
+
+
+def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
+    try:
+        import torchvision
+    except ImportError:  # pragma: no cover - depends on the installation
+        raise UnlearnError(f"dataset {name!r} needs torchvision; install it with pip install torchvision") from None
+    cls = {"mnist": torchvision.datasets.MNIST, "fashion-mnist": torchvision.datasets.FashionMNIST,
+           "cifar10": torchvision.datasets.CIFAR10}[name]
+    try:
+        train = cls(str(root), train=True, download=download)
+        test = cls(str(root), train=False, download=download)
+    except RuntimeError as exc:
+        if not download:
+            raise UnlearnError(f"dataset {name!r} was not found under {root}; pass --download "
+                               "(download=True) to fetch it, or --data-root to point at it") from None
+        raise UnlearnError(f"could not download {name!r} into {root}: {exc}") from None
+    arrays = []
+    for split in (train, test):
+        data = split.data.numpy() if hasattr(split.data, "numpy") else np.asarray(split.data)
+        arrays += [data, np.asarray(split.targets)]
+    return from_arrays(name, arrays[0], arrays[1], arrays[2], arrays[3], num_classes=10)
+
+
+def _load_npz(path: Path) -> Dataset:
+    if not path.is_file():
+        raise UnlearnError(f"file {path} does not exist; give the path to an .npz file with "
+                           "x_train, y_train, x_test, y_test")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
+            if missing:
+                raise UnlearnError(f"{path} lacks the array(s) {', '.join(missing)}; an .npz dataset needs "
+                                   "x_train, y_train, x_test, y_test (the Keras mnist.npz layout)")
+            arrays = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except UnlearnError:
+        raise
+    except Exception as exc:
+        raise UnlearnError(f"cannot read {path} as an .npz file ({type(exc).__name__}); "
+                           "save it with numpy.savez") from None
+    return from_arrays(path.stem, *arrays)
+
+
+def load_dataset(name: str = "digits", root: str | Path | None = None, download: bool = False) -> Dataset:
+    """Load a dataset by name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``) or ``.npz`` path (chapter 01).
+
+    Nothing is downloaded unless ``download=True``; a torchvision dataset that is absent raises an
+    :class:`~unlearnlib.UnlearnError` that says to pass ``--download``.
+    """
+    key = str(name).strip()
+    if key.lower() == "digits":
+        return _load_digits()
+    if key.lower() in ("mnist", "fashion-mnist", "cifar10"):
+        root = Path(root).expanduser() if root else Path.home() / ".cache" / "unlearnlib" / "data"
+        return _load_torchvision(key.lower(), root, download)
+    if key.endswith(".npz") or Path(key).suffix:
+        return _load_npz(Path(key).expanduser())
+    raise UnlearnError(f"unknown dataset {name!r}; use one of {', '.join(BUILTIN)} or a path to an .npz file")
+
+
+@dataclass
+class UnlearningTask:
+    """A dataset split into forget, retain and test sets (chapter 01).
+
+    ``forget_idx`` and ``retain_idx`` index the training set; they are disjoint and cover it. In class-wise
+    forgetting the test set holds only the remaining classes (the SalUn convention for TA); the full test set
+    stays available as ``x_test_all``.
+    """
+
+    data: Dataset
+    scenario: str
+    forget_idx: torch.Tensor
+    retain_idx: torch.Tensor
+    seed: int
+    forget_fraction: float | None = None
+    forget_class: int | None = None
+    _test_mask: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def x_forget(self): return self.data.x_train[self.forget_idx]
+    @property
+    def y_forget(self): return self.data.y_train[self.forget_idx]
+    @property
+    def x_retain(self): return self.data.x_train[self.retain_idx]
+    @property
+    def y_retain(self): return self.data.y_train[self.retain_idx]
+    @property
+    def x_test(self): return self.data.x_test if self._test_mask is None else self.data.x_test[self._test_mask]
+    @property
+    def y_test(self): return self.data.y_test if self._test_mask is None else self.data.y_test[self._test_mask]
+    @property
+    def x_test_all(self): return self.data.x_test
+    @property
+    def y_test_all(self): return self.data.y_test
+
+    def fingerprint(self) -> str:
+        """Hash of the data and the forget set: the cache key of this task's retrain oracle."""
+        h = hashlib.sha256(self.data.fingerprint().encode())
+        h.update(self.forget_idx.detach().cpu().numpy().astype(np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+    def to(self, device) -> "UnlearningTask":
+        mask = None if self._test_mask is None else self._test_mask.to(device)
+        return UnlearningTask(self.data.to(device), self.scenario, self.forget_idx.to(device),
+                              self.retain_idx.to(device), self.seed, self.forget_fraction, self.forget_class, mask)
+
+    def describe(self) -> str:
+        what = (f"class {self.forget_class}" if self.scenario == "class"
+                else f"random {100 * self.forget_fraction:g} %")
+        return (f"{self.data.name}, forget {what}: |D_f| = {len(self.forget_idx)}, |D_r| = {len(self.retain_idx)}, "
+                f"|D_t| = {len(self.y_test)} (seed {self.seed})")
+
+
+def make_task(data: Dataset, scenario: str = "random", forget_fraction: float = 0.1, forget_class: int | None = None,
+              seed: int = 0) -> UnlearningTask:
+    """Split ``data`` into forget and retain sets, deterministically from ``seed`` (chapter 01).
+
+    ``random``: a uniformly random ``forget_fraction`` of the training set. ``class``: every training sample of
+    ``forget_class``; the test set then keeps only the other classes.
+    """
+    n = len(data.y_train)
+    if scenario == "random":
+        if not isinstance(forget_fraction, (int, float)) or not 0 < forget_fraction < 1:
+            raise UnlearnError(f"forget fraction must lie strictly between 0 and 1, got {forget_fraction}; "
+                               "for example 0.1 for 10 %")
+        k = int(round(forget_fraction * n))
+        if k == 0 or k == n:
+            raise UnlearnError(f"a forget fraction of {forget_fraction} of {n} samples leaves "
+                               f"{'an empty forget' if k == 0 else 'an empty retain'} set; choose another fraction")
+        g = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(n, generator=g)
+        forget_idx, retain_idx = perm[:k].sort().values, perm[k:].sort().values
+        return UnlearningTask(data, scenario, forget_idx, retain_idx, seed, forget_fraction=float(forget_fraction))
+    if scenario == "class":
+        if forget_class is None:
+            raise UnlearnError("class-wise forgetting needs a class; pass --forget-class C (forget_class=C)")
+        present = sorted(set(data.y_train.tolist()))
+        if int(forget_class) != forget_class or int(forget_class) not in present:
+            raise UnlearnError(f"class {forget_class} does not exist in {data.name}; "
+                               f"choose one of {present[0]}..{present[-1]}")
+        forget_class = int(forget_class)
+        is_f = data.y_train.cpu() == forget_class
+        forget_idx, retain_idx = is_f.nonzero().flatten(), (~is_f).nonzero().flatten()
+        if len(retain_idx) == 0:
+            raise UnlearnError(f"forgetting class {forget_class} leaves an empty retain set")
+        test_mask = data.y_test != forget_class
+        return UnlearningTask(data, scenario, forget_idx.to(data.y_train.device),
+                              retain_idx.to(data.y_train.device), seed, forget_class=forget_class,
+                              _test_mask=test_mask)
+    raise UnlearnError(f"unknown scenario {scenario!r}; use 'random' or 'class'")
+
+
+def minibatches(n: int, batch_size: int, generator: torch.Generator | None = None, device=None,
+                drop_last: bool = False):
+    """Yield index tensors of a shuffled pass over ``range(n)`` (chapter 01). No generator: in order."""
+    if n == 0:
+        raise UnlearnError("cannot iterate over an empty set; check that the forget and retain sets are non-empty")
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    order = order.to(device) if device is not None else order
+    stop = n - (n % batch_size) if drop_last and n >= batch_size else n
+    for start in range(0, stop, batch_size):
+        yield order[start:start + batch_size]
+
+
+def cycle_batches(n: int, batch_size: int, generator: torch.Generator, device=None):
+    """An endless stream of shuffled index batches, reshuffled at every pass (chapter 02)."""
+    while True:
+        yield from minibatches(n, batch_size, generator, device)

@@ -1,0 +1,193 @@
+"""Gradients: flattening, per-sample gradients with ``torch.func``, cosines and conflict statistics, and the
+projections of Part II (chapters 04-07).
+
+All projections work on flat tensors: a gradient is one vector of the P trainable parameters, concatenated in
+``model.named_parameters()`` order. Inner products are therefore *global* (summed over all tensors); the
+per-tensor ("blockwise") variant of OrthoGrad is a separate, explicit option (chapter 07).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vmap
+
+from unlearnlib.errors import UnlearnError
+
+
+def trainable(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The trainable parameters by name, in ``named_parameters()`` order (chapter 02)."""
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def flatten(tensors) -> torch.Tensor:
+    """Concatenate a dict or list of tensors into one flat vector; a leading batch dim is kept (chapter 02)."""
+    values = list(tensors.values()) if isinstance(tensors, dict) else list(tensors)
+    return torch.cat([t.reshape(-1) for t in values])
+
+
+def flatten_batched(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-sample gradients ``{name: [B, *shape]}`` as one matrix ``[B, P]`` (chapter 04)."""
+    values = list(tensors.values())
+    return torch.cat([t.reshape(t.shape[0], -1) for t in values], dim=1)
+
+
+def unflatten(vec: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Split a flat vector back into tensors shaped like ``like`` (chapter 02)."""
+    out, i = {}, 0
+    for name, t in like.items():
+        out[name] = vec[i:i + t.numel()].view_as(t)
+        i += t.numel()
+    if i != vec.numel():
+        raise UnlearnError(f"a flat vector of length {vec.numel()} does not match {i} parameters")
+    return out
+
+
+def loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None) -> torch.Tensor:
+    """Flat gradient of the batch-mean loss (default: cross-entropy) w.r.t. the trainable parameters (chapter 02)."""
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    params = trainable(model)
+    g = torch.autograd.grad(loss_fn(model(x), y), list(params.values()), allow_unused=True)
+    return torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1) for gi, p in zip(g, params.values())])
+
+
+def _check_batchnorm(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            raise UnlearnError("per-sample gradients are undefined under train-mode BatchNorm; call model.eval() "
+                               "first or use a GroupNorm model (unlearnlib.models)")
+
+
+def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None,
+                     chunk_size: int | None = None) -> dict[str, torch.Tensor]:
+    """Per-sample gradients of the loss of every sample in the batch (chapter 04).
+
+    Returns ``{name: tensor [B, *param.shape]}`` for the trainable parameters in ``model.named_parameters()``
+    order. Computed with ``torch.func``: ``grad`` of a function of one sample, ``vmap``-ed over the batch, with the
+    parameters and buffers passed explicitly to ``functional_call``; ``chunk_size`` bounds the memory of the
+    vmap. ``loss_fn(logits, targets)`` must reduce by mean (the default is cross-entropy); it is called on a
+    batch of one. Their mean equals the gradient of the batch-mean loss.
+    """
+    if x.shape[0] != y.shape[0]:
+        raise UnlearnError(f"x has {x.shape[0]} samples but y has {y.shape[0]}; they must match")
+    if x.shape[0] == 0:
+        raise UnlearnError("per-sample gradients of an empty batch were requested; pass at least one sample")
+    _check_batchnorm(model)
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    params = {k: v.detach() for k, v in trainable(model).items()}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if not p.requires_grad}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def one_sample_loss(p, xi, yi):
+        logits = functional_call(model, (p, frozen, buffers), (xi.unsqueeze(0),))
+        return loss_fn(logits, yi.unsqueeze(0))
+
+    return vmap(grad(one_sample_loss), in_dims=(None, 0, 0), chunk_size=chunk_size)(params, x, y)
+
+
+def per_sample_grads_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None) -> dict[str, torch.Tensor]:
+    """The same as :func:`per_sample_grads` with a Python loop over samples: the slow reference (chapter 04)."""
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    params = trainable(model)
+    rows = []
+    for i in range(x.shape[0]):
+        g = torch.autograd.grad(loss_fn(model(x[i:i + 1]), y[i:i + 1]), list(params.values()))
+        rows.append(g)
+    return {n: torch.stack([r[j] for r in rows]) for j, n in enumerate(params)}
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Cosine similarity of flat vectors, or row-wise for matrices of the same shape (chapter 04)."""
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(eps)
+
+
+def layer_cosines(g_f: torch.Tensor, g_r: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Cosine between forget and retain gradients restricted to each parameter tensor (chapter 04)."""
+    f, r = unflatten(g_f, like), unflatten(g_r, like)
+    return {n: cosine(f[n].reshape(-1), r[n].reshape(-1)).item() for n in like}
+
+
+def conflict_rate(cosines: torch.Tensor) -> float:
+    """Fraction of cosines below zero, i.e. of pairs whose gradients conflict (chapter 04)."""
+    return (cosines < 0).float().mean().item()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Projections of Part II (flat tensors only).
+# ---------------------------------------------------------------------------------------------------------------
+
+def _flat(t: torch.Tensor, what: str) -> torch.Tensor:
+    if t.dim() != 1:
+        raise UnlearnError(f"{what} must be a flat vector (use unlearnlib.grads.flatten), got shape {tuple(t.shape)}")
+    return t
+
+
+def pcgrad(grads) -> torch.Tensor:
+    """PCGrad (Yu et al., arXiv 2001.06782) on a list of flat task gradients; returns the summed update (chapter 05).
+
+    Each gradient is projected onto the normal plane of every *original* other gradient it conflicts with
+    (negative inner product), visiting the others in order; the projected gradients are summed. With two tasks
+    the visiting order does not matter.
+    """
+    grads = [_flat(g, "each gradient") for g in grads]
+    if len(grads) < 2:
+        raise UnlearnError("pcgrad needs at least two task gradients")
+    if len({g.numel() for g in grads}) != 1:
+        raise UnlearnError("pcgrad: all gradients must have the same length")
+    out = torch.zeros_like(grads[0])
+    for i, gi in enumerate(grads):
+        g = gi.clone()
+        for j, gj in enumerate(grads):
+            if i == j:
+                continue
+            dot = torch.dot(g, gj)
+            # torch.where keeps this free of host-device synchronisation.
+            g = g - torch.where(dot < 0, dot / gj.dot(gj).clamp_min(1e-20), torch.zeros_like(dot)) * gj
+        out = out + g
+    return out
+
+
+def unilateral_surgery(g_f: torch.Tensor, g_r: torch.Tensor, eps: float = 0.0):
+    """Unilateral gradient surgery, the closed form of min ½‖d − g_f‖² s.t. ⟨g_r, d⟩ ≥ −ε (chapter 05).
+
+    Returns ``(d, lam)`` with ``d = g_f + lam g_r`` and ``lam = max(0, (−⟨g_r, g_f⟩ − ε) / ‖g_r‖²)``. Both
+    gradients are in the *descent* convention (the step is θ ← θ − η d). ε = 0 is the one-sided projection of
+    PCGrad; ε = ∞ is plain ``g_f``. The statement is Zhou et al. (arXiv 2510.22124); the KKT derivation is ours.
+    """
+    g_f, g_r = _flat(g_f, "g_f"), _flat(g_r, "g_r")
+    if g_f.shape != g_r.shape:
+        raise UnlearnError(f"g_f has {g_f.numel()} entries but g_r has {g_r.numel()}; they must match")
+    lam = ((-torch.dot(g_r, g_f) - eps) / g_r.dot(g_r).clamp_min(1e-20)).clamp_min(0.0)
+    return g_f + lam * g_r, lam
+
+
+def project_orthogonal(g: torch.Tensor, G: torch.Tensor, method: str = "qr", rtol: float | None = None) -> torch.Tensor:
+    """Project ``g`` [P] onto the orthogonal complement of the rows of ``G`` [B, P] (chapter 07, OrthoGrad).
+
+    ``method="qr"``: Householder QR of Gᵀ = QR, then an SVD of the small B x B factor R = U S Vᵀ; the columns of
+    QU whose singular value exceeds ``rtol`` · S_max are an orthonormal basis of the span of the rows of G, so
+    rank-deficient G and B ≥ P are handled. ``method="lstsq"``: g − Gᵀc with c the least-squares solution of
+    Gᵀc ≈ g (on CUDA the solver assumes full rank). Both compute in at least float32 and never form or invert the
+    Gram matrix GGᵀ, whose condition number is the square of G's. Cost O(PB²) time, O(PB) memory.
+    """
+    g = _flat(g, "g")
+    if G.dim() != 2 or G.shape[1] != g.numel():
+        raise UnlearnError(f"G must have shape [B, {g.numel()}] to project a vector of length {g.numel()}, "
+                           f"got {tuple(G.shape)}")
+    dtype = torch.promote_types(g.dtype, torch.float32)
+    v, A = g.to(dtype), G.to(dtype).T  # A: [P, B]; its columns span the directions to remove
+    if method == "qr":
+        Q, R = torch.linalg.qr(A, mode="reduced")
+        U, S, _ = torch.linalg.svd(R)
+        tol = (rtol if rtol is not None else max(A.shape) * torch.finfo(dtype).eps) * S.max()
+        # Zeroing the coefficients of negligible singular directions (instead of indexing them away) keeps the
+        # computation free of data-dependent shapes.
+        coef = U @ ((S > tol).to(dtype) * (U.T @ (Q.T @ v)))
+        out = v - Q @ coef
+    elif method == "lstsq":
+        driver = "gelsd" if A.device.type == "cpu" else None
+        c = torch.linalg.lstsq(A, v[:, None], rcond=rtol, driver=driver).solution
+        out = v - (A @ c).squeeze(1)
+    else:
+        raise UnlearnError(f"unknown projection method {method!r}; use 'qr' or 'lstsq'")
+    return out.to(g.dtype)

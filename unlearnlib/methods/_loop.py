@@ -1,0 +1,136 @@
+"""The loop every first-order unlearning method shares (chapter 02), and the pieces that several methods use.
+
+A method supplies one function, ``step(model, xf, yf, xr, yr)``, that fills the ``.grad`` of the trainable
+parameters for one step (for most methods: build a loss and call ``backward``). The loop owns everything else:
+copying the input model (methods never mutate it), the optimiser, the batch streams, the progress bar, the
+post-step hooks (masks) and the stopping rule.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm  # text bars: they work in terminals, notebooks and the built book alike
+
+from unlearnlib.data import UnlearningTask, cycle_batches
+from unlearnlib.errors import UnlearnError
+from unlearnlib.metrics import accuracy
+
+StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
+def fresh_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in training mode, so the caller's model is never changed (chapter 02)."""
+    clone = copy.deepcopy(model)
+    clone.train()
+    return clone
+
+
+def forget_target(task: UnlearningTask, model: nn.Module) -> float:
+    """The oracle-free stopping target for the forget accuracy, in % (chapter 02).
+
+    Class-wise: chance level, 100 / C (a model that no longer knows the class can at best guess it). Random:
+    the model's own accuracy on the test set (forgotten samples should look like samples it never saw). Neither
+    uses the retrain oracle, which a real deployment does not have.
+    """
+    if task.scenario == "class":
+        return 100.0 / task.data.num_classes
+    return accuracy(model, task.x_test, task.y_test)
+
+
+def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epochs: float, lr: float,
+                   batch_size: int = 32, over: str = "forget", seed: int = 0, momentum: float = 0.9,
+                   weight_decay: float = 5e-4, stop_at: float | str | None = None,
+                   post_step: Callable[[nn.Module, torch.optim.Optimizer], None] | None = None,
+                   desc: str = "unlearn", progress: bool = False, log: list | None = None,
+                   steps: int | None = None) -> nn.Module:
+    """Run ``step`` for ``epochs`` passes over the forget (``over="forget"``) or retain set (chapter 02).
+
+    The other set is cycled alongside. ``stop_at``: stop as soon as the forget accuracy (checked after every
+    pass) is at or below this many %, ``"auto"`` for :func:`forget_target`, ``None`` to run all epochs.
+    ``log``, when a list, receives one dict per pass (``step``, ``forget_acc``) for plots. ``steps`` overrides the
+    number of steps that ``epochs`` implies (the step-cost benchmark uses it).
+    """
+    if over not in ("forget", "retain"):
+        raise UnlearnError(f"over must be 'forget' or 'retain', got {over!r}")
+    if len(task.forget_idx) == 0:
+        raise UnlearnError("the forget set is empty; there is nothing to unlearn")
+    if lr <= 0 or epochs <= 0 or batch_size <= 0:
+        raise UnlearnError(f"lr, epochs and batch_size must be positive (got {lr}, {epochs}, {batch_size})")
+    device = next(model.parameters()).device
+    target = forget_target(task, model) if stop_at == "auto" else stop_at
+    model = fresh_copy(model)
+    g = torch.Generator().manual_seed(seed)
+    xf, yf, xr, yr = task.x_forget.to(device), task.y_forget.to(device), task.x_retain.to(device), task.y_retain.to(device)
+    forget_stream = cycle_batches(len(yf), batch_size, g, device)
+    retain_stream = cycle_batches(len(yr), batch_size, g, device)
+    n_driver = len(yf) if over == "forget" else len(yr)
+    steps_per_epoch = -(-n_driver // batch_size)
+    total = steps if steps is not None else max(1, int(round(epochs * steps_per_epoch)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    for t in tqdm(range(total), desc=desc, disable=not progress, leave=False, delay=5):
+        fi, ri = next(forget_stream), next(retain_stream)
+        opt.zero_grad(set_to_none=True)
+        step(model, xf[fi], yf[fi], xr[ri], yr[ri])
+        opt.step()
+        if post_step is not None:
+            post_step(model, opt)
+        end_of_pass = (t + 1) % steps_per_epoch == 0 or t + 1 == total
+        if end_of_pass and (target is not None or log is not None):
+            acc = accuracy(model, xf, yf)
+            if log is not None:
+                log.append({"step": t + 1, "forget_acc": acc})
+            if target is not None and acc <= target:
+                break
+    model.eval()
+    return model
+
+
+def ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Batch-mean cross-entropy; zero for an empty batch instead of NaN (chapter 02)."""
+    if len(y) == 0:
+        return torch.zeros((), device=x.device)
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def other_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniformly random labels that always differ from ``y`` (chapter 02, random labels)."""
+    shift = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
+    return (y + shift) % num_classes
+
+
+def set_grads(model: nn.Module, flat: torch.Tensor) -> None:
+    """Write a flat update direction into the ``.grad`` of the trainable parameters (chapter 05)."""
+    i = 0
+    for p in model.parameters():
+        if p.requires_grad:
+            p.grad = flat[i:i + p.numel()].view_as(p).clone()
+            i += p.numel()
+
+
+class MaskKeeper:
+    """Keep parameters exactly at their starting values wherever a 0/1 mask is 0 (chapter 03, SalUn).
+
+    Masking the gradient is not enough: SGD's weight decay and momentum act inside ``step()`` after the
+    gradient was masked, so masked weights would still move (the bug of SalUn's code until 2026). This hook runs
+    after every optimiser step, restores the masked weights bit for bit and clears their momentum.
+    """
+
+    def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor]):
+        self.masks = masks
+        self.start = {n: p.detach().clone() for n, p in model.named_parameters() if n in masks}
+
+    def __call__(self, model: nn.Module, opt: torch.optim.Optimizer) -> None:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n not in self.masks:
+                    continue
+                keep = self.masks[n].bool()
+                p.copy_(torch.where(keep, p, self.start[n]))
+                buf = opt.state.get(p, {}).get("momentum_buffer")
+                if buf is not None:
+                    buf.mul_(keep)

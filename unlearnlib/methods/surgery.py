@@ -1,0 +1,96 @@
+"""Gradient surgery on the forget/retain conflict: PCGrad, unilateral surgery, implicit surgery (chapters 05-06).
+
+Conventions (descent, the step is θ ← θ − η d): the forget objective is L_f = −CE_f, so ``g_f = ∇L_f`` is the
+gradient-ascent direction; the retain objective is L_r = CE_r with ``g_r = ∇L_r``. They *conflict* when
+⟨g_f, g_r⟩ < 0: a step along g_f then raises the retain loss to first order.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unlearnlib.data import UnlearningTask
+from unlearnlib.grads import loss_grad, pcgrad as pcgrad_combine, unilateral_surgery as unilateral_direction
+from unlearnlib.methods._loop import ce, run_unlearning, set_grads
+
+
+def _neg_ce(logits, y):
+    return -nn.functional.cross_entropy(logits, y)
+
+
+def forget_retain_grads(model: nn.Module, xf, yf, xr, yr) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat g_f = ∇(−CE_f) and g_r = ∇CE_r: two backward passes (chapter 05)."""
+    return loss_grad(model, xf, yf, _neg_ce), loss_grad(model, xr, yr)
+
+
+def pcgrad(model: nn.Module, task: UnlearningTask, epochs: float = 5, lr: float = 0.01, beta: float = 0.97,
+           batch_size: int = 32, seed: int = 0, stop_at: float | str | None = "auto", **kw) -> nn.Module:
+    """PCGrad (Yu et al., arXiv 2001.06782) on the two tasks (1 − β)·forget and β·retain (chapter 05).
+
+    Each task gradient is projected onto the normal plane of the other when they conflict, and the two are
+    summed; without conflict this is exactly NegGrad+ with the same β. Two backward passes per step.
+    """
+    def step(m, xf, yf, xr, yr):
+        g_f, g_r = forget_retain_grads(m, xf, yf, xr, yr)
+        set_grads(m, pcgrad_combine([(1 - beta) * g_f, beta * g_r]))
+    return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="retain", seed=seed,
+                          stop_at=stop_at, desc="pcgrad", **kw)
+
+
+def unilateral_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: float = 2e-4,
+                       eps: float = 0.0, batch_size: int = 32, seed: int = 0, stop_at: float | str | None = "auto",
+                       history: list | None = None, **kw) -> nn.Module:
+    """Explicit unilateral surgery (Zhou et al., arXiv 2510.22124): d = g_f + λ* g_r with the closed-form
+    λ* = max(0, (−⟨g_r, g_f⟩ − ε) / ‖g_r‖²) of min ½‖d − g_f‖² s.t. ⟨g_r, d⟩ ≥ −ε (chapter 05).
+
+    Only the forget gradient is operated on, adding just enough of g_r that the first-order retain loss rises by at
+    most ε per unit step. Two backward passes per step. ``history``, if a list, receives λ* of every step.
+    """
+    def step(m, xf, yf, xr, yr):
+        g_f, g_r = forget_retain_grads(m, xf, yf, xr, yr)
+        d, lam = unilateral_direction(g_f, g_r, eps)
+        if history is not None:
+            history.append(lam.item())
+        set_grads(m, d)
+    return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
+                          stop_at=stop_at, desc="unilateral_surgery", **kw)
+
+
+def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: float = 2e-4, eps: float = 0.0,
+                     dual_lr: float = 0.5, lam0: float = 0.0, batch_size: int = 32, seed: int = 0,
+                     stop_at: float | str | None = "auto", history: list | None = None, **kw) -> nn.Module:
+    """Implicit gradient surgery (Zhou et al., arXiv 2510.22124): the multiplier λ by projected dual ascent from the
+    *measured* change of the retain loss, so one backward pass per step (chapter 06).
+
+    Each step: one forward of the forget and retain batches together, one backward of L_f + λ L_r, the optimiser
+    step, then one forward of the same retain batch (no gradient) to measure
+
+        δ = (ℓ_r(θ_t) − ℓ_r(θ_{t+1})) / η + ε,      λ ← max(0, λ − β δ),
+
+    which is the paper's update (β = ``dual_lr``). δ estimates ⟨g_r, d⟩ + ε, the negative derivative of the dual
+    function, by a finite difference; the dual step is stable only while β‖g_r‖² < 2 (derived in chapter 06).
+    λ stays a tensor on the device: no host synchronisation per step. ``history``, if a list, receives λ per
+    step (this does synchronise).
+    """
+    lam = torch.tensor(float(lam0))
+
+    def step(m, xf, yf, xr, yr):
+        nonlocal lam
+        lam = lam.to(xf.device)
+        logits = m(torch.cat([xf, xr]))
+        loss_r = nn.functional.cross_entropy(logits[len(xf):], yr)
+        (-nn.functional.cross_entropy(logits[:len(xf)], yf) + lam * loss_r).backward()
+        step.probe = (xr, yr, loss_r.detach())
+
+    def dual_update(m, opt):
+        nonlocal lam
+        xr, yr, before = step.probe
+        with torch.no_grad():
+            after = nn.functional.cross_entropy(m(xr), yr)
+        delta = (before - after) / opt.param_groups[0]["lr"] + eps
+        lam = (lam - dual_lr * delta).clamp_min(0.0)
+        if history is not None:
+            history.append(lam.item())
+    return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
+                          stop_at=stop_at, post_step=dual_update, desc="implicit_surgery", **kw)
