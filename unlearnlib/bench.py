@@ -128,7 +128,7 @@ def run_benchmark(args, profile, device) -> dict:
             else:
                 _sync(device)
                 start = time.perf_counter()
-                model = REGISTRY[name](m0, task, seed=seed)
+                model = get_method(name)(m0, task, seed=seed)
                 _sync(device)
                 elapsed = time.perf_counter() - start
             row = evaluate(model, task, reference=reference, time_s=elapsed)
@@ -147,7 +147,7 @@ def run_benchmark(args, profile, device) -> dict:
 def step_cost(args, profile, device, budgets=(4, 16), repeats: int = 3) -> dict:
     """Marginal time per step of every method, divided by GA's (contract item 5)."""
     names = parse_methods(args.methods)
-    batch = args.batch_size or profile.unlearn_batch_size
+    batch = args.batch_size if args.batch_size is not None else profile.unlearn_batch_size
     if batch < 1:
         raise UnlearnError(f"--batch-size must be at least 1, got {batch}")
     data = load_dataset(args.dataset, args.data_root, args.download).to(device)
@@ -164,7 +164,7 @@ def step_cost(args, profile, device, budgets=(4, 16), repeats: int = 3) -> dict:
         if base == "retrain":  # one step of the retraining recipe = one SGD step on a retain batch
             REGISTRY["finetune"](model, task, steps=steps, batch_size=batch, seed=0)
         else:
-            REGISTRY[base](model, task, steps=steps, batch_size=batch, seed=0, stop_at=None, **extra)
+            get_method(base)(model, task, steps=steps, batch_size=batch, seed=0, stop_at=None, **extra)
         _sync(device)
         return time.perf_counter() - start
 

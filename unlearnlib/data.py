@@ -12,6 +12,7 @@ avoids the host-device round trips of a ``DataLoader`` in the training loops.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +137,9 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
             raise UnlearnError(f"dataset {name!r} was not found under {root}; pass --download "
                                "(download=True) to fetch it, or --data-root to point at it") from None
         raise UnlearnError(f"could not download {name!r} into {root}: {exc}") from None
+    except Exception as exc:  # torchvision's readers assert on malformed files
+        raise UnlearnError(f"the files of {name!r} under {root} are damaged ({type(exc).__name__}); delete them "
+                           "and pass --download to fetch them again") from None
     arrays = []
     for split in (train, test):
         data = split.data.numpy() if hasattr(split.data, "numpy") else np.asarray(split.data)
@@ -241,9 +245,10 @@ def make_task(data: Dataset, scenario: str = "random", forget_fraction: float = 
     """
     n = len(data.y_train)
     if scenario == "random":
-        if not isinstance(forget_fraction, (int, float)) or not 0 < forget_fraction < 1:
+        if not isinstance(forget_fraction, numbers.Real) or not 0 < float(forget_fraction) < 1:
             raise UnlearnError(f"forget fraction must lie strictly between 0 and 1, got {forget_fraction}; "
                                "for example 0.1 for 10 %")
+        forget_fraction = float(forget_fraction)
         k = int(round(forget_fraction * n))
         if k == 0 or k == n:
             raise UnlearnError(f"a forget fraction of {forget_fraction} of {n} samples leaves "

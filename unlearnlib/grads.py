@@ -54,8 +54,8 @@ def loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None) 
 def _check_batchnorm(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
-            raise UnlearnError("per-sample gradients are undefined under train-mode BatchNorm; call model.eval() "
-                               "first or use a GroupNorm model (unlearnlib.models)")
+            raise UnlearnError("per-sample and look-ahead gradients need a model without train-mode BatchNorm; "
+                               "call model.eval() first or use a GroupNorm model (unlearnlib.models)")
 
 
 def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None,
@@ -191,3 +191,18 @@ def project_orthogonal(g: torch.Tensor, G: torch.Tensor, method: str = "qr", rto
     else:
         raise UnlearnError(f"unknown projection method {method!r}; use 'qr' or 'lstsq'")
     return out.to(g.dtype)
+
+
+def harmonize(g_a: torch.Tensor, g_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient harmonisation of two flat gradients, as PCGrad does it (chapter 08, LTU).
+
+    When ⟨g_a, g_b⟩ < 0, each is projected onto the normal plane of the *other original*; otherwise both are
+    returned unchanged. The results never have a negative inner product: each is orthogonal to the other's
+    original, so ⟨g_a', g_b'⟩ = −c ⟨g_a', g_a⟩ with c = ⟨g_a, g_b⟩/‖g_a‖² < 0 and ⟨g_a', g_a⟩ ≥ 0.
+    """
+    g_a, g_b = _flat(g_a, "g_a"), _flat(g_b, "g_b")
+    dot = torch.dot(g_a, g_b)
+    conflict = dot < 0
+    a = g_a - torch.where(conflict, dot / g_b.dot(g_b).clamp_min(1e-20), torch.zeros_like(dot)) * g_b
+    b = g_b - torch.where(conflict, dot / g_a.dot(g_a).clamp_min(1e-20), torch.zeros_like(dot)) * g_a
+    return a, b

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from unlearnlib.errors import UnlearnError
 from unlearnlib.methods.baselines import finetune, ga, neggrad_plus, random_label, retrain
+from unlearnlib.methods.lookahead import lur, ltu
+from unlearnlib.methods.masked import masked
 from unlearnlib.methods.orthograd import orthograd
 from unlearnlib.methods.stronger import l1_sparse, salun, saliency_mask, scrub
 from unlearnlib.methods.surgery import implicit_surgery, pcgrad, unilateral_surgery
@@ -26,17 +28,31 @@ REGISTRY = {
     "unilateral_surgery": unilateral_surgery,
     "implicit_surgery": implicit_surgery,
     "orthograd": orthograd,
+    "ltu": ltu,
+    "lur": lur,
 }
+#: bases of the masked add-on: every method built on the shared loop (retrain is not).
+MASKABLE = ("finetune", "ga", "neggrad_plus", "random_label", "scrub", "salun", "l1_sparse", "pcgrad",
+            "unilateral_surgery", "implicit_surgery", "orthograd", "ltu", "lur")
+# The three bases the masked chapter studies are registered by name, each with the learning rate chosen for it as
+# for every other default (the mask shrinks the step, so its base's learning rate is too small); get_method
+# builds the other bases on demand with their own defaults.
+MASKED_LR = {"ga": 2e-3, "neggrad_plus": 0.05, "random_label": 1e-3}
+REGISTRY.update({f"masked:{b}": masked(REGISTRY[b], lr=lr) for b, lr in MASKED_LR.items()})
 
 PART_I = ("retrain", "finetune", "ga", "neggrad_plus", "random_label", "scrub", "salun", "l1_sparse")
 PART_II_SURGERY = ("pcgrad", "unilateral_surgery", "implicit_surgery", "orthograd")
+PART_II_META = ("ltu", "lur", "masked:ga", "masked:neggrad_plus", "masked:random_label")
 
 
 def get_method(name: str):
-    """The method registered under ``name`` (chapter 02); a clear error lists the known names."""
+    """The method registered under ``name``, or ``masked:<base>`` for any maskable base (chapter 02)."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if name.startswith("masked:") and name[len("masked:"):] in MASKABLE:
+        return masked(REGISTRY[name[len("masked:"):]])
     raise UnlearnError(f"unknown method {name!r}; known methods: {', '.join(REGISTRY)}")
 
 
-__all__ = ["REGISTRY", "PART_I", "PART_II_SURGERY", "get_method", "saliency_mask"] + list(REGISTRY)
+__all__ = ["REGISTRY", "PART_I", "PART_II_SURGERY", "PART_II_META", "MASKABLE", "get_method", "masked",
+           "saliency_mask"] + [n for n in REGISTRY if ":" not in n]

@@ -46,13 +46,20 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
                    weight_decay: float = 5e-4, stop_at: float | str | None = None,
                    post_step: Callable[[nn.Module, torch.optim.Optimizer], None] | None = None,
                    desc: str = "unlearn", progress: bool = False, log: list | None = None,
-                   steps: int | None = None) -> nn.Module:
+                   steps: int | None = None, check_every: int | None = None,
+                   mask_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict] | None = None) -> nn.Module:
     """Run ``step`` for ``epochs`` passes over the forget (``over="forget"``) or retain set (chapter 02).
 
     The other set is cycled alongside. ``stop_at``: stop as soon as the forget accuracy (checked after every
     pass) is at or below this many %, ``"auto"`` for :func:`forget_target`, ``None`` to run all epochs.
     ``log``, when a list, receives one dict per pass (``step``, ``forget_acc``) for plots. ``steps`` overrides the
-    number of steps that ``epochs`` implies (the step-cost benchmark uses it).
+    number of steps that ``epochs`` implies (the step-cost benchmark uses it). ``check_every``: check the stopping
+    rule every so many steps instead of once per pass (each check is a forward pass over D_f and a host sync).
+
+    ``mask_fn(model, xr, yr)``, when given, is called after ``step`` has filled the gradients (the base method's
+    update direction) and returns a 0/1 mask per parameter name (chapter 10). The gradients are masked, and after
+    the optimiser step every masked coordinate is put back to its value before the step, so neither momentum nor
+    weight decay can move it: the mask applies to the *final* update.
     """
     if over not in ("forget", "retain"):
         raise UnlearnError(f"over must be 'forget' or 'retain', got {over!r}")
@@ -76,10 +83,13 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
         fi, ri = next(forget_stream), next(retain_stream)
         opt.zero_grad(set_to_none=True)
         step(model, xf[fi], yf[fi], xr[ri], yr[ri])
-        opt.step()
+        if mask_fn is None:
+            opt.step()
+        else:
+            _masked_step(model, opt, mask_fn(model, xr[ri], yr[ri]))
         if post_step is not None:
             post_step(model, opt)
-        end_of_pass = (t + 1) % steps_per_epoch == 0 or t + 1 == total
+        end_of_pass = (t + 1) % (check_every or steps_per_epoch) == 0 or t + 1 == total
         if end_of_pass and (target is not None or log is not None):
             acc = accuracy(model, xf, yf)
             if log is not None:
@@ -88,6 +98,19 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
                 break
     model.eval()
     return model
+
+
+def _masked_step(model: nn.Module, opt: torch.optim.Optimizer, masks: dict[str, torch.Tensor]) -> None:
+    """One optimiser step that leaves every coordinate with mask 0 exactly where it was (chapter 10)."""
+    named = [(n, p) for n, p in model.named_parameters() if n in masks]
+    before = [p.detach().clone() for _, p in named]
+    for n, p in named:
+        if p.grad is not None:
+            p.grad.mul_(masks[n])
+    opt.step()
+    with torch.no_grad():
+        for (n, p), old in zip(named, before):
+            p.copy_(torch.where(masks[n].bool(), p, old))
 
 
 def ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -43,16 +43,17 @@ def finetune(model: nn.Module, task: UnlearningTask, epochs: float = 10, lr: flo
 
 
 def ga(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: float = 2e-4, batch_size: int = 32,
-       seed: int = 0, stop_at: float | str | None = "auto", **kw) -> nn.Module:
+       seed: int = 0, stop_at: float | str | None = "auto", check_every: int | None = 1, **kw) -> nn.Module:
     """Gradient ascent on the forget set, min_θ −CE_f(θ) (chapter 02).
 
     CE is unbounded above, so GA diverges if run long enough; by default it stops as soon as the forget accuracy
-    reaches the oracle-free target of :func:`unlearnlib.methods._loop.forget_target`.
+    reaches the oracle-free target of :func:`unlearnlib.methods._loop.forget_target`, checked after every step
+    (``check_every=1``): GA's collapse is abrupt, and a check once per pass overshoots it.
     """
     def step(m, xf, yf, xr, yr):
         (-ce(m, xf, yf)).backward()
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
-                          stop_at=stop_at, desc="ga", **kw)
+                          stop_at=stop_at, check_every=check_every, desc="ga", **kw)
 
 
 def neggrad_plus(model: nn.Module, task: UnlearningTask, epochs: float = 5, lr: float = 0.01, beta: float = 0.97,
@@ -68,7 +69,8 @@ def neggrad_plus(model: nn.Module, task: UnlearningTask, epochs: float = 5, lr: 
 
 
 def random_label(model: nn.Module, task: UnlearningTask, epochs: float = 20, lr: float = 1e-4, batch_size: int = 32,
-                 seed: int = 0, stop_at: float | str | None = "auto", **kw) -> nn.Module:
+                 seed: int = 0, stop_at: float | str | None = "auto", check_every: int | None = 1,
+                 **kw) -> nn.Module:
     """Random labels: fit D_f to fresh random labels (never the true one) while fitting D_r (chapter 02).
 
     Each step sums the cross-entropy of a forget batch with labels redrawn for that step and of a retain batch
@@ -80,4 +82,4 @@ def random_label(model: nn.Module, task: UnlearningTask, epochs: float = 20, lr:
     def step(m, xf, yf, xr, yr):
         (ce(m, xf, other_labels(yf, c, g)) + ce(m, xr, yr)).backward()
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
-                          stop_at=stop_at, desc="random_label", **kw)
+                          stop_at=stop_at, check_every=check_every, desc="random_label", **kw)

@@ -12,7 +12,8 @@ from torch import nn
 
 from unlearnlib.data import UnlearningTask, minibatches
 from unlearnlib.grads import trainable
-from unlearnlib.methods._loop import MaskKeeper, ce, other_labels, run_unlearning
+from unlearnlib.methods._loop import MaskKeeper, ce, forget_target, other_labels, run_unlearning
+from unlearnlib.metrics import accuracy
 
 
 def kl_teacher_student(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
@@ -22,25 +23,31 @@ def kl_teacher_student(student_logits: torch.Tensor, teacher_logits: torch.Tenso
                                 reduction="batchmean") * T * T
 
 
-def scrub(model: nn.Module, task: UnlearningTask, epochs: int = 3, max_epochs: int = 2, lr: float = 0.01,
+def scrub(model: nn.Module, task: UnlearningTask, epochs: int = 5, max_epochs: int = 4, lr: float = 0.01,
           alpha: float = 0.5, gamma: float = 1.0, T: float = 4.0, batch_size: int = 32, seed: int = 0,
-          **kw) -> nn.Module:
+          stop_max_at: float | str | None = "auto", **kw) -> nn.Module:
     """SCRUB (Kurmanji et al., arXiv 2302.09880): a student that stays close to the teacher θ0 on D_r and moves
     away from it on D_f (chapter 03).
 
     Alternates, for each epoch e: a *max* pass over D_f (maximise the KL to the teacher) while e ≤ ``max_epochs``,
-    then a *min* pass over D_r (γ CE + α KL). Stopping the max passes early is what keeps SCRUB from collapsing.
+    then a *min* pass over D_r (γ CE + α KL). Stopping the max passes early is what keeps SCRUB from collapsing:
+    besides the fixed ``max_epochs`` of the paper, the max passes also end as soon as the forget accuracy (checked
+    after every max step: the collapse is abrupt) reaches ``stop_max_at`` (``"auto"``: the oracle-free target of
+    :func:`~unlearnlib.methods._loop.forget_target`); the max steps left over become min steps.
     """
     teacher = copy.deepcopy(model).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
+    target = forget_target(task, model) if stop_max_at == "auto" else stop_max_at
     n_max = -(-len(task.forget_idx) // batch_size)
     n_min = -(-len(task.retain_idx) // batch_size)
     # The alternation as a schedule of step kinds: True = a max step on D_f, False = a min step on D_r.
     schedule = []
     for e in range(1, epochs + 1):
         schedule += [True] * (n_max if e <= max_epochs else 0) + [False] * n_min
-    t = {"i": 0}
+    state = {"i": 0, "max_done": 0, "forgotten": False}
+    device = next(model.parameters()).device
+    xf_all, yf_all = task.x_forget.to(device), task.y_forget.to(device)
 
     def kl(m, x):
         with torch.no_grad():
@@ -48,10 +55,15 @@ def scrub(model: nn.Module, task: UnlearningTask, epochs: int = 3, max_epochs: i
         return kl_teacher_student(m(x), t_logits, T)
 
     def step(m, xf, yf, xr, yr):
-        is_max = schedule[t["i"] % len(schedule)]
-        t["i"] += 1
+        is_max = schedule[state["i"] % len(schedule)] and not state["forgotten"]
+        state["i"] += 1
         loss = -kl(m, xf) if is_max else gamma * ce(m, xr, yr) + alpha * kl(m, xr)
         loss.backward()
+        if is_max:
+            state["max_done"] += 1
+            if target is not None:
+                # Evaluated before this step's update lands: the max phase ends at most one step late.
+                state["forgotten"] = accuracy(m, xf_all, yf_all) <= target
     kw.setdefault("steps", len(schedule))
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="retain", seed=seed,
                           desc="scrub", **kw)
@@ -83,7 +95,7 @@ def saliency_mask(model: nn.Module, task: UnlearningTask, ratio: float = 0.5, ba
 
 def salun(model: nn.Module, task: UnlearningTask, ratio: float = 0.5, epochs: float = 20, lr: float = 3e-4,
           batch_size: int = 32, seed: int = 0, masks: dict | None = None, stop_at: float | str | None = "auto",
-          **kw) -> nn.Module:
+          check_every: int | None = 1, **kw) -> nn.Module:
     """SalUn: random labels restricted to the salient weights (chapter 03).
 
     Weights outside the mask are restored after every optimiser step, so they stay *exactly* at θ0 under
@@ -99,7 +111,8 @@ def salun(model: nn.Module, task: UnlearningTask, ratio: float = 0.5, epochs: fl
             if p.grad is not None and n in masks:
                 p.grad.mul_(masks[n])
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
-                          post_step=MaskKeeper(model, masks), stop_at=stop_at, desc="salun", **kw)
+                          post_step=MaskKeeper(model, masks), stop_at=stop_at,
+                          check_every=check_every, desc="salun", **kw)
 
 
 def l1_sparse(model: nn.Module, task: UnlearningTask, epochs: float = 10, lr: float = 0.03, alpha: float = 1e-3,
@@ -110,11 +123,11 @@ def l1_sparse(model: nn.Module, task: UnlearningTask, epochs: float = 10, lr: fl
     trainable parameter, normalisation included.
     """
     steps_per_epoch = -(-len(task.retain_idx) // batch_size)
-    total = max(1, int(round(epochs * steps_per_epoch)))
+    total = kw.get("steps") or max(1, int(round(epochs * steps_per_epoch)))
     counter = {"t": 0}
 
     def step(m, xf, yf, xr, yr):
-        a_t = alpha * (1 - counter["t"] / total)
+        a_t = alpha * max(0.0, 1 - counter["t"] / total)
         counter["t"] += 1
         l1 = sum(p.abs().sum() for p in m.parameters() if p.requires_grad)
         (ce(m, xr, yr) + a_t * l1).backward()

@@ -57,6 +57,13 @@ def unilateral_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 4
                           stop_at=stop_at, desc="unilateral_surgery", **kw)
 
 
+def dual_step(lam: torch.Tensor, loss_before: torch.Tensor, loss_after: torch.Tensor, lr: float, eps: float,
+              dual_lr: float) -> torch.Tensor:
+    """One projected dual-ascent step of implicit surgery (chapter 06):
+    λ ← max(0, λ − β δ) with δ = (ℓ_r(θ_t) − ℓ_r(θ_{t+1})) / η + ε, a finite-difference estimate of ⟨g_r, d⟩ + ε."""
+    return (lam - dual_lr * ((loss_before - loss_after) / lr + eps)).clamp_min(0.0)
+
+
 def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: float = 2e-4, eps: float = 0.0,
                      dual_lr: float = 0.5, lam0: float = 0.0, batch_size: int = 32, seed: int = 0,
                      stop_at: float | str | None = "auto", history: list | None = None, **kw) -> nn.Module:
@@ -88,8 +95,7 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
         xr, yr, before = step.probe
         with torch.no_grad():
             after = nn.functional.cross_entropy(m(xr), yr)
-        delta = (before - after) / opt.param_groups[0]["lr"] + eps
-        lam = (lam - dual_lr * delta).clamp_min(0.0)
+        lam = dual_step(lam, before, after, opt.param_groups[0]["lr"], eps, dual_lr)
         if history is not None:
             history.append(lam.item())
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,

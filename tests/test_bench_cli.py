@@ -1,0 +1,111 @@
+"""The command-line benchmark: its JSON layout (contract items 1 and 5) on tiny runs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from conftest import start_cli
+from unlearnlib.metrics import GAP_METRICS
+
+ROW_KEYS = {"method", "seed", "UA", "RA", "TA", "MIA", "gap", "time_s"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, isolated_cache, original, oracle):
+    """Both tiny runs, side by side. ``original`` and ``oracle`` warm the session cache with seed 0's models."""
+    out = tmp_path_factory.mktemp("bench")
+    bench_json, cost_json = out / "bench.json", out / "cost.json"
+    procs = {
+        "bench": (start_cli(["--methods", "retrain,ga", "--seeds", "2", "--scenario", "class", "--forget-class", "3",
+                             "--device", "cpu", "--out", str(bench_json)], isolated_cache), bench_json),
+        "cost": (start_cli(["--step-cost", "--methods", "ga,finetune", "--batch-size", "8", "--device", "cpu",
+                            "--out", str(cost_json)], isolated_cache), cost_json),
+    }
+    results = {}
+    for name, (proc, path) in procs.items():
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr
+        assert "Traceback" not in stderr
+        results[name] = (json.loads(path.read_text()), stdout, stderr)
+    return results
+
+
+def test_bench_json_layout(runs):
+    report, stdout, _ = runs["bench"]
+    assert set(report) >= {"config", "reference", "results", "summary"}
+    config = report["config"]
+    assert config["scenario"] == "class" and config["forget_class"] == 3 and config["seeds"] == 2
+    assert config["methods"] == ["retrain", "ga"] and config["dataset"] == "digits" and config["profile"] == "ci"
+    assert set(GAP_METRICS) <= set(report["reference"])
+    rows = report["results"]
+    assert len(rows) == 4
+    assert sorted((r["method"], r["seed"]) for r in rows) == [("ga", 0), ("ga", 1), ("retrain", 0), ("retrain", 1)]
+    for r in rows:
+        assert ROW_KEYS <= set(r)
+        for k in ("UA", "RA", "TA", "MIA"):
+            assert 0 <= r[k] <= 100  # percentages
+        assert r["gap"] >= 0 and r["time_s"] > 0
+    assert "retrain" in stdout and "ga" in stdout  # the table
+
+
+def test_bench_retrain_gap_is_zero_and_reference_is_its_mean(runs):
+    report = runs["bench"][0]
+    retrain = [r for r in report["results"] if r["method"] == "retrain"]
+    assert all(r["gap"] == 0.0 for r in retrain)
+    for k in GAP_METRICS:
+        assert report["reference"][k] == pytest.approx(np.mean([r[k] for r in retrain]))
+    # The oracle of class-wise forgetting: UA 100 (never predicts class 3), MIA-Efficacy high.
+    assert all(r["UA"] == 100.0 for r in retrain)
+    # GA is not the oracle: its gap is positive and is the mean absolute difference to the same seed's oracle.
+    by = {(r["method"], r["seed"]): r for r in report["results"]}
+    for seed in (0, 1):
+        ga, ref = by[("ga", seed)], by[("retrain", seed)]
+        assert ga["gap"] == pytest.approx(np.mean([abs(ga[k] - ref[k]) for k in GAP_METRICS]))
+        assert ga["gap"] > 0
+
+
+def test_bench_summary_statistics(runs):
+    report = runs["bench"][0]
+    summary = report["summary"]
+    assert set(summary) == {"retrain", "ga"}
+    t = stats.t.ppf(0.975, 1)  # n = 2 seeds: 12.706
+    assert t == pytest.approx(12.7062, abs=1e-4)
+    for method, metrics in summary.items():
+        for key in ("UA", "RA", "TA", "MIA", "gap", "time_s"):
+            vals = np.array([r[key] for r in report["results"] if r["method"] == method])
+            s = metrics[key]
+            assert set(s) == {"mean", "std", "ci95"}
+            assert s["mean"] == pytest.approx(vals.mean())
+            assert s["std"] == pytest.approx(vals.std(ddof=1))  # sample standard deviation
+            assert s["ci95"] == pytest.approx(t * vals.std(ddof=1) / math.sqrt(2))
+    # Not a trivial case: GA's two seeds differ, so its interval is not zero.
+    assert summary["ga"]["RA"]["ci95"] > 0
+
+
+def test_summarise_single_seed_has_no_interval():
+    from unlearnlib.bench import summarise
+
+    rows = [{"method": "ga", "seed": 0, "UA": 1.0, "RA": 2.0, "TA": 3.0, "MIA": 4.0, "gap": 5.0, "time_s": 6.0,
+             "MIA_AUC": 50.0}]
+    s = summarise(rows)["ga"]
+    assert s["UA"] == {"mean": 1.0, "std": 0.0, "ci95": None}
+    rows3 = [dict(rows[0], seed=i, UA=float(v)) for i, v in enumerate((1, 2, 6))]
+    s3 = summarise(rows3)["ga"]["UA"]
+    assert s3["mean"] == pytest.approx(3.0) and s3["std"] == pytest.approx(np.std([1, 2, 6], ddof=1))
+    assert s3["ci95"] == pytest.approx(4.302653 * s3["std"] / math.sqrt(3), rel=1e-6)
+
+
+def test_step_cost_json(runs):
+    report, stdout, _ = runs["cost"]
+    assert set(report) >= {"device", "model", "batch_size", "ga_step_ms", "ratio"}
+    assert report["device"] == "cpu" and report["model"] == "cnn" and report["batch_size"] == 8
+    assert report["ga_step_ms"] > 0
+    assert set(report["ratio"]) == {"ga", "finetune"}
+    assert report["ratio"]["ga"] == 1.0  # GA against itself, by construction
+    assert all(v > 0 and math.isfinite(v) for v in report["ratio"].values())
+    assert json.loads(stdout) == report["ratio"]

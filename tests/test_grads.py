@@ -1,0 +1,245 @@
+"""Gradients: per-sample gradients (contract item 3) and the projections of Part II (contract item 4)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from unlearnlib import UnlearnError
+from unlearnlib.grads import (conflict_rate, cosine, flatten, flatten_batched, layer_cosines, loss_grad, pcgrad,
+                              per_sample_grads, per_sample_grads_loop, project_orthogonal, trainable,
+                              unflatten, unilateral_surgery)
+from unlearnlib.models import make_model
+
+CASES = [("mlp", (1, 8, 8), 16), ("cnn", (1, 8, 8), 16), ("resnet18", (3, 32, 32), 3)]
+
+
+def _batch(shape, b, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, *shape, generator=g), torch.randint(0, 10, (b,), generator=g)
+
+
+@pytest.fixture(scope="module", params=CASES, ids=[c[0] for c in CASES])
+def case(request):
+    name, shape, b = request.param
+    model = make_model(name, shape, 10, seed=0)
+    x, y = _batch(shape, b)
+    return model, x, y, per_sample_grads(model, x, y)
+
+
+def test_per_sample_grads_layout(case):
+    model, x, y, ps = case
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert list(ps) == names  # named_parameters() order
+    for n, p in model.named_parameters():
+        assert ps[n].shape == (len(y), *p.shape)
+        assert ps[n].dtype == p.dtype
+
+
+def test_per_sample_grads_mean_is_batch_gradient(case):
+    model, x, y, ps = case
+    # fp32 tolerances of torch.testing (rtol 1.3e-6, atol 1e-5); measured error ~1e-7 relative.
+    torch.testing.assert_close(flatten_batched(ps).mean(0), loss_grad(model, x, y))
+
+
+def test_per_sample_grads_equal_python_loop(case):
+    model, x, y, ps = case
+    loop = per_sample_grads_loop(model, x, y)
+    assert list(loop) == list(ps)
+    for n in ps:
+        torch.testing.assert_close(ps[n], loop[n])
+    # Each row really is the gradient of one sample (not, say, B x the mean).
+    torch.testing.assert_close(flatten({n: t[0] for n, t in ps.items()}), loss_grad(model, x[:1], y[:1]))
+
+
+def test_per_sample_grads_chunked(case):
+    model, x, y, ps = case
+    chunked = per_sample_grads(model, x, y, chunk_size=2)
+    for n in ps:
+        torch.testing.assert_close(chunked[n], ps[n])
+
+
+def test_per_sample_grads_differ_between_samples(case):
+    model, x, y, ps = case
+    F = flatten_batched(ps)
+    assert not torch.allclose(F[0], F[1])
+
+
+def test_per_sample_grads_skip_frozen_parameters():
+    model = make_model("cnn", (1, 8, 8), 10, seed=0)
+    frozen = "head.weight"
+    model.get_parameter(frozen).requires_grad_(False)
+    x, y = _batch((1, 8, 8), 6)
+    ps = per_sample_grads(model, x, y)
+    assert frozen not in ps and list(ps) == list(trainable(model))
+    torch.testing.assert_close(flatten_batched(ps).mean(0), loss_grad(model, x, y))
+
+
+def test_per_sample_grads_custom_loss():
+    model = make_model("mlp", (1, 8, 8), 10, seed=0)
+    x, y = _batch((1, 8, 8), 5)
+    loss_fn = lambda logits, t: nn.functional.cross_entropy(logits, t, label_smoothing=0.2)
+    ps = per_sample_grads(model, x, y, loss_fn=loss_fn)
+    loop = per_sample_grads_loop(model, x, y, loss_fn=loss_fn)
+    for n in ps:
+        torch.testing.assert_close(ps[n], loop[n])
+    torch.testing.assert_close(flatten_batched(ps).mean(0), loss_grad(model, x, y, loss_fn=loss_fn))
+    plain = per_sample_grads(model, x, y)
+    assert not torch.allclose(flatten_batched(plain), flatten_batched(ps))
+
+
+def _bn_model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 8 * 8, 10))
+
+
+def test_train_mode_batchnorm_is_refused():
+    model = _bn_model().train()
+    x, y = _batch((1, 8, 8), 4)
+    with pytest.raises(UnlearnError, match="BatchNorm") as info:
+        per_sample_grads(model, x, y)
+    assert "\n" not in str(info.value)
+
+
+def test_eval_mode_batchnorm_is_fine():
+    model = _bn_model().eval()
+    x, y = _batch((1, 8, 8), 4)
+    ps = per_sample_grads(model, x, y)
+    torch.testing.assert_close(flatten_batched(ps).mean(0), loss_grad(model, x, y))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Flattening, cosines
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_flatten_unflatten_roundtrip():
+    model = make_model("cnn", (1, 8, 8), 10, seed=0)
+    like = trainable(model)
+    vec = flatten(like)
+    assert vec.numel() == sum(p.numel() for p in like.values())
+    back = unflatten(vec, like)
+    assert list(back) == list(like) and all(torch.equal(back[n], like[n]) for n in like)
+    with pytest.raises(UnlearnError):
+        unflatten(torch.zeros(vec.numel() + 1), like)
+
+
+def test_cosine_and_conflict_rate():
+    a, b = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
+    assert cosine(a, b).item() == pytest.approx(-2 ** -0.5)
+    rows = cosine(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[2.0, 0.0], [0.0, -3.0]]))
+    torch.testing.assert_close(rows, torch.tensor([1.0, -1.0]))
+    assert conflict_rate(torch.tensor([-0.5, 0.1, 0.2, -0.0])) == 0.25
+    like = {"a": torch.zeros(2), "b": torch.zeros(1)}
+    cos = layer_cosines(torch.tensor([1.0, 0.0, 2.0]), torch.tensor([1.0, 0.0, -1.0]), like)
+    assert cos == pytest.approx({"a": 1.0, "b": -1.0})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Projections (methods.md §10.9)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _conflicting_pair(seed, p=20):
+    g = torch.Generator().manual_seed(seed)
+    while True:
+        a, b = torch.randn(p, generator=g, dtype=torch.float64), torch.randn(p, generator=g, dtype=torch.float64)
+        if a.dot(b) < -0.5:
+            return a, b
+
+
+def test_pcgrad_two_tasks():
+    g1, g2 = _conflicting_pair(0)
+    out = pcgrad([g1, g2])
+    p1 = g1 - g1.dot(g2) / g2.dot(g2) * g2
+    p2 = g2 - g2.dot(g1) / g1.dot(g1) * g1
+    torch.testing.assert_close(out, p1 + p2)
+    assert abs(p1.dot(g2).item()) < 1e-10 and abs(p2.dot(g1).item()) < 1e-10
+    # No conflict: plain sum.
+    torch.testing.assert_close(pcgrad([g1, -g2]), g1 - g2)
+    with pytest.raises(UnlearnError):
+        pcgrad([g1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+def test_unilateral_surgery_kkt(seed, eps):
+    g_f, g_r = _conflicting_pair(seed)
+    d, lam = unilateral_surgery(g_f, g_r, eps)
+    # KKT of min ½‖d − g_f‖² s.t. ⟨g_r, d⟩ ≥ −ε: stationarity d − g_f = λ g_r, λ ≥ 0, feasibility,
+    # complementary slackness (here the constraint is active since ⟨g_r, g_f⟩ < −0.5 < −ε).
+    assert lam.item() > 0
+    torch.testing.assert_close(d - g_f, lam * g_r)
+    assert g_r.dot(d).item() == pytest.approx(-eps, abs=1e-10)
+    # Optimality against random feasible points.
+    gen = torch.Generator().manual_seed(100 + seed)
+    for _ in range(20):
+        z = d + 0.5 * torch.randn(d.shape, generator=gen, dtype=d.dtype)
+        if g_r.dot(z) >= -eps:
+            assert (z - g_f).norm() >= (d - g_f).norm() - 1e-12
+
+
+def test_unilateral_surgery_inactive_and_infinite_eps():
+    g_f, g_r = _conflicting_pair(0)
+    d, lam = unilateral_surgery(g_f, -g_r, 0.0)  # no conflict
+    assert lam.item() == 0 and torch.equal(d, g_f)
+    d, lam = unilateral_surgery(g_f, g_r, float("inf"))
+    assert lam.item() == 0 and torch.equal(d, g_f)
+    d0, _ = unilateral_surgery(g_f, g_r, 0.0)  # ε = 0: PCGrad's one-sided projection
+    torch.testing.assert_close(d0, g_f - g_f.dot(g_r) / g_r.dot(g_r) * g_r)
+
+
+@pytest.mark.parametrize("method", ["qr", "lstsq"])
+def test_project_orthogonal(method):
+    gen = torch.Generator().manual_seed(0)
+    G = torch.randn(5, 40, generator=gen)
+    g = torch.randn(40, generator=gen)
+    out = project_orthogonal(g, G, method=method)
+    assert out.shape == g.shape and out.dtype == g.dtype
+    assert (G @ out).abs().max().item() < 1e-4 * g.norm().item() * G.norm(dim=1).max().item()
+    # g − out lies in the row span of G (least-squares residual ~0) and out is idempotent.
+    c = torch.linalg.lstsq(G.T.double(), (g - out).double()[:, None]).solution
+    assert (G.T.double() @ c - (g - out).double()[:, None]).norm().item() < 1e-4
+    torch.testing.assert_close(project_orthogonal(out, G, method=method), out, atol=1e-5, rtol=1e-4)
+
+
+def test_project_orthogonal_rank_deficient_and_wide():
+    gen = torch.Generator().manual_seed(1)
+    G = torch.randn(3, 30, dtype=torch.float64, generator=gen)
+    G = torch.cat([G, G[:1] * 2, G[1:2] - G[2:3]])  # 5 rows of rank 3
+    g = torch.randn(30, dtype=torch.float64, generator=gen)
+    out = project_orthogonal(g, G)
+    assert (G @ out).abs().max().item() < 1e-10
+    assert out.norm().item() > 0.5 * g.norm().item()  # only 3 directions removed out of 30
+    # B ≥ P with full column rank: the complement is {0}.
+    wide = torch.randn(12, 8, dtype=torch.float64, generator=gen)
+    assert project_orthogonal(torch.randn(8, dtype=torch.float64, generator=gen), wide).norm().item() < 1e-10
+
+
+def test_project_orthogonal_near_collinear_qr_stays_accurate():
+    # methods.md §10.9: with near-collinear rows the Gram route loses ~8 digits; QR must not.
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randn(50, dtype=torch.float64, generator=gen)
+    G = torch.stack([a, a + 1e-7 * torch.randn(50, dtype=torch.float64, generator=gen)])
+    g = torch.randn(50, dtype=torch.float64, generator=gen)
+    out = project_orthogonal(g, G)
+    rel = (G @ out).abs() / (G.norm(dim=1) * g.norm())
+    assert rel.max().item() < 1e-12
+
+
+def test_project_orthogonal_agrees_between_methods():
+    gen = torch.Generator().manual_seed(3)
+    G = torch.randn(6, 25, dtype=torch.float64, generator=gen)
+    g = torch.randn(25, dtype=torch.float64, generator=gen)
+    torch.testing.assert_close(project_orthogonal(g, G, "qr"), project_orthogonal(g, G, "lstsq"))
+
+
+def test_projection_bad_shapes():
+    with pytest.raises(UnlearnError):
+        project_orthogonal(torch.zeros(4), torch.zeros(2, 5))
+    with pytest.raises(UnlearnError):
+        project_orthogonal(torch.zeros(2, 2), torch.zeros(2, 4))
+    with pytest.raises(UnlearnError):
+        unilateral_surgery(torch.zeros(3), torch.zeros(4))
+    with pytest.raises(UnlearnError):
+        project_orthogonal(torch.zeros(4), torch.zeros(2, 4), method="svd")
