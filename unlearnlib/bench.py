@@ -33,7 +33,8 @@ from unlearnlib.train import TrainConfig, original_model, retrained_model
 
 REPORTED = ("UA", "RA", "TA", "MIA", "gap", "time_s", "MIA_AUC")
 #: extra step-cost entries: a method run with other settings, timed beside the registered ones.
-STEP_COST_VARIANTS = {"orthograd[loop]": ("orthograd", {"per_sample": "loop"})}
+STEP_COST_VARIANTS = {"orthograd[loop]": ("orthograd", {"per_sample": "loop"}),
+                      "lur[first-order]": ("lur", {"second_order": False})}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +145,7 @@ def run_benchmark(args, profile, device) -> dict:
     return {"config": config, "reference": reference, "results": results, "summary": summarise(results)}
 
 
-def step_cost(args, profile, device, budgets=(4, 16), repeats: int = 3) -> dict:
+def step_cost(args, profile, device, budgets=(4, 20), repeats: int = 5) -> dict:
     """Marginal time per step of every method, divided by GA's (contract item 5)."""
     names = parse_methods(args.methods)
     batch = args.batch_size if args.batch_size is not None else profile.unlearn_batch_size

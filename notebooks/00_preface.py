@@ -1,0 +1,147 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Preface: how to read and run this book
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/00_preface.ipynb)
+#
+# This book is about *machine unlearning*: making a trained model forget part of its training data, the forget
+# set $D_f$, without paying for a full retraining on the rest, the retain set $D_r$. Its running theme is that
+# the objective that removes $D_f$ and the objective that preserves $D_r$ pull the weights in conflicting
+# directions, and that the methods worth using are those that manage this conflict.
+#
+# Every chapter is a notebook you can execute. This preface explains how the chapters are organised, how to run
+# them on a laptop, in Colab or on a GPU, and how one switch sizes every experiment.
+
+# %% [markdown]
+# ## How a chapter is organised
+#
+# Each chapter follows the same path, so that you always know where you are:
+#
+# 1. **The idea**, in words: what the method tries to do, and which problem of the previous chapters it answers.
+# 2. **The derivation**, with numbered equations you can refer back to. When a statement comes from a paper,
+#    the paper is cited; when a derivation is ours, the text says so.
+# 3. **A from-scratch implementation** in the notebook itself, short enough to read in one go.
+# 4. **The same function in `unlearnlib`**, the book's helper library, checked equal to the from-scratch version
+#    on a small input. Later chapters call the library version, so each chapter stays short.
+# 5. **An experiment** against the retrained model, the reference of every comparison.
+# 6. **Figures** that show what happened.
+# 7. **A summary** of what to remember.
+# 8. **Exercises**, numbered, from quick checks to small projects.
+#
+# Claims about results are not just written down: the notebook checks them with `assert` statements, with
+# tolerances that allow for the noise of small experiments, and averaged over several seeds where one run would
+# be too noisy. Building the book executes every chapter, so a claim that stops being true breaks the build.
+
+# %% [markdown]
+# ## Running the book
+#
+# ### Locally
+#
+# From the repository root, on a machine with Python 3.10 or later:
+#
+# - `make book` creates a virtual environment `.venv` from `requirements.txt` on first use (a few minutes),
+#   executes every chapter and writes the HTML book to `book/_build/html/index.html`.
+# - `make test` runs everything the continuous integration checks: the unit tests of the library, every
+#   chapter executed as a notebook, and the book build with warnings treated as errors.
+# - `make lab` opens the chapters in JupyterLab. The chapters are stored as plain Python files in the
+#   "percent" format (`notebooks/NN_topic.py`); JupyterLab opens them as notebooks.
+#
+# Everything runs offline: the default dataset is scikit-learn's handwritten digits, which ships with
+# scikit-learn. Larger datasets (MNIST, Fashion-MNIST, CIFAR-10) are only downloaded when you ask for it.
+#
+# ### In Colab
+#
+# Click the "Open in Colab" badge at the top of a chapter. The first code cell of every chapter installs
+# `unlearnlib` from the book's repository, and does so only when the notebook runs in Colab; on your machine,
+# and in the book build, it does nothing. Colab's own PyTorch is kept.
+#
+# ### On a GPU
+#
+# Nothing in the text changes. The library picks the device (`cuda` when available, otherwise the CPU), and the
+# *profile* decides how large the experiments are. In Colab, choose *Runtime > Change runtime type > GPU*.
+
+# %% [markdown]
+# ## Profiles: one switch from laptop to GPU
+#
+# The environment variable `UNLEARN_PROFILE` sets the size of every experiment in the book:
+#
+# | profile | what it runs | meant for |
+# |---|---|---|
+# | `ci` | the digits dataset, small models, few epochs: a chapter executes in a minute or two on 2 CPU cores | laptops, CI |
+# | `full` | GPU-sized models, more seeds | a machine with a CUDA GPU |
+# | `auto` (default) | `full` when CUDA is available, `ci` otherwise | everyone |
+#
+# For example `UNLEARN_PROFILE=full make book` builds the book with the large profile, and
+# `UNLEARN_PROFILE=ci jupyter lab` forces the small one. Chapters never test which hardware they run on: they
+# read their sizes from the profile. The expensive models (the original model and the retrained oracle) are
+# trained once and cached on disk.
+
+# %% [markdown]
+# ## Notation and metrics
+#
+# Symbols are fixed once for the whole book on the notation page, and every metric (UA, RA, TA, MIA-Efficacy,
+# the loss-based MIA, the average gap to the retrained model, run time) is defined, with its direction and the
+# conventions of other codebases, on the glossary page. Both are in the "Reference" part of the table of
+# contents.
+
+# %% [markdown]
+# ## Setting up
+#
+# The next cell is the setup cell that every chapter starts with. In Colab it installs `unlearnlib` from the
+# book's repository; anywhere else it does nothing, since the library is already installed in the book's
+# environment.
+
+# %%
+import sys
+
+if "google.colab" in sys.modules:  # only in Colab: install the book's library (Colab's torch is kept)
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"],
+        check=True,
+    )
+
+# %% [markdown]
+# Now the library itself: which profile is active, and on which device the experiments will run.
+
+# %%
+import unlearnlib
+from unlearnlib import config
+
+profile = config.get_profile()
+device = config.get_device()
+print(f"unlearnlib {unlearnlib.__version__}")
+print(f"profile: {profile}")
+print(f"device:  {device}")
+
+# %% [markdown]
+# ## Summary
+#
+# - Every chapter goes from the idea to a derivation, a from-scratch implementation, the matching library
+#   function, an experiment, figures, a summary and exercises.
+# - `make book` builds and executes the whole book, `make test` runs every check, `make lab` opens the chapters.
+# - In Colab, the first code cell installs the library; elsewhere it does nothing.
+# - `UNLEARN_PROFILE=ci|full|auto` sizes all experiments; the default picks `full` on a GPU and `ci` otherwise.
+#
+# ## Exercises
+#
+# 1. Restart the kernel with `UNLEARN_PROFILE=ci` set in the environment (or run
+#    `import os; os.environ["UNLEARN_PROFILE"] = "ci"` before importing `unlearnlib`) and check which profile the
+#    cell above prints. What does it print with `UNLEARN_PROFILE=full`, and with a misspelt name?
+# 2. Open this chapter in Colab with the badge at the top, switch the runtime to a GPU, run the two code cells and
+#    note the device and the profile that `auto` selects there.
+# 3. Find, in the glossary, the definition of MIA-Efficacy. Which samples does the attack train on, and why is
+#    the target value after random forgetting not 100?

@@ -1,0 +1,529 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 9. LUR: learning to unlearn while retaining
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/09_lur.ipynb)
+#
+# The surgery chapters removed the conflict between the forget gradient $g_f$ and the retain gradient $g_r$ at
+# every step, by projecting. Patel and Qiu {cite}`patel2025lur` (arXiv 2503.06339) take another route: they pose
+# unlearning as a *look-ahead* (meta-learning) objective and observe that such an objective contains, hidden in
+# its Taylor expansion, a term that rewards the two gradients for agreeing. The method never projects anything;
+# it steers the trajectory towards regions where forgetting and retaining pull the same way.
+#
+# **The paper's full text was not available to us.** What the abstract states (a meta-learning formulation, an
+# implicit gradient regulariser that avoids conflicts) is the paper's; the concrete look-ahead form below, its
+# expansion and everything we derive from it are **our reconstruction** (methods dossier §5 and §10.5), chosen to
+# agree with a third-party port. Read this chapter as "the look-ahead objective that LUR's abstract describes",
+# not as a verified copy of the paper's algorithm.
+#
+# **What you will learn**
+#
+# - the look-ahead objective, and why the unlearning loss inside it must be the *minimised* one (the sign trap);
+# - its Taylor expansion, which exposes an inner-product regulariser, checked to be accurate to $O(\alpha^2)$;
+# - the exact meta-gradient with its Hessian-vector product, written with `torch.func` and checked against the
+#   library and against finite differences; what the first-order shortcut throws away;
+# - why the look-ahead forward must not touch normalisation statistics;
+# - how LUR compares with GA, NegGrad+ and the retrain oracle on digits, and how the cosine between the forget
+#   and retain gradients evolves along LUR and NegGrad+ runs.
+
+# %%
+import sys
+if "google.colab" in sys.modules:  # only in Colab: install the book's library
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+# %%
+import copy
+import inspect
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad, jvp, vjp
+
+import unlearnlib.config
+from unlearnlib.bench import format_table, summarise
+from unlearnlib.data import load_dataset, make_task
+from unlearnlib.grads import cosine, flatten, loss_grad, trainable, unflatten
+from unlearnlib.methods import get_method
+from unlearnlib.methods.lookahead import functional_loss, lookahead_grads, lur_meta_gradient, lur_objective
+from unlearnlib.metrics import evaluate
+from unlearnlib.plots import metric_bars
+from unlearnlib.train import TrainConfig, original_model, retrained_model
+
+profile = unlearnlib.config.get_profile()
+device = unlearnlib.config.get_device()
+cfg = TrainConfig.from_profile(profile)
+SEEDS = list(range(profile.seeds))
+FORGET_CLASS = 3
+print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
+
+# %% [markdown]
+# ## 9.1 The look-ahead objective
+#
+# Notation as in Part II: $L_r(\theta)$ is the retain cross-entropy, $\mathrm{CE}_f$ the forget cross-entropy, and
+# the unlearning loss we **minimise** is $L_u = -\mathrm{CE}_f$ (gradient ascent written as descent), so
+# $g_u = \nabla L_u = g_f$ and $g_r = \nabla L_r$. One inner step of retain training from $\theta$ reaches the *fast
+# weights* $\theta' = \theta - \alpha g_r(\theta)$. Our reconstruction of LUR minimises
+#
+# $$
+# \mathcal J(\theta) = w_r\, L_r(\theta) + w_f\, L_u\big(\theta - \alpha \nabla L_r(\theta)\big),
+# $$ (eq-09-objective)
+#
+# "be good at retaining now, and be good at forgetting *after* one more step of retaining". The inner rate
+# $\alpha$ is a hyperparameter of the objective, separate from the outer learning rate of the optimiser.
+#
+# **Taylor expansion (our derivation).** Expand $L_u$ around $\theta$ along the inner step $-\alpha g_r$:
+#
+# $$
+# L_u(\theta - \alpha g_r) = L_u(\theta) - \alpha \langle \nabla L_u(\theta), g_r(\theta)\rangle
+#   + \tfrac{\alpha^2}{2}\, g_r^\top H_u\, g_r + O(\alpha^3),
+# $$ (eq-09-taylor-inner)
+#
+# so, inserting into {eq}`eq-09-objective`,
+#
+# $$
+# \mathcal J(\theta) = w_r L_r(\theta) + w_f L_u(\theta) - \alpha\, w_f \langle \nabla L_u, \nabla L_r\rangle + O(\alpha^2).
+# $$ (eq-09-taylor)
+#
+# The first two terms are NegGrad+ with fixed weights (chapter 02). The third is the **implicit gradient
+# regulariser**: minimising $\mathcal J$ *rewards* $\langle \nabla L_u, \nabla L_r\rangle > 0$, i.e. an unlearning
+# direction that also lowers the retain loss. No projection is needed; the objective itself prefers parameters
+# where the conflict ($\langle g_f, g_r\rangle < 0$) is small.
+#
+# **The sign trap.** Suppose one writes the forget term as the loss one wants to *increase*, $+\mathrm{CE}_f$ at the
+# look-ahead point, and flips the sign elsewhere: $\mathcal J^{\pm} = w_r L_r(\theta) - w_f\,\mathrm{CE}_f(\theta')$
+# is our {eq}`eq-09-objective`, but $\mathcal J^{\text{wrong}} = w_r L_r(\theta) + w_f\,\mathrm{CE}_f(\theta')$
+# expands to $\dots - \alpha w_f \langle \nabla \mathrm{CE}_f, g_r\rangle = \dots + \alpha w_f \langle g_f, g_r\rangle$:
+# its regulariser rewards **conflict**. The two look alike in code (one minus sign), and we show below that they push
+# the alignment in opposite directions.
+#
+# **The exact meta-gradient.** The chain rule through $\theta'(\theta) = \theta - \alpha \nabla L_r(\theta)$, whose
+# Jacobian is $I - \alpha H_r$ (symmetric), gives
+#
+# $$
+# \nabla \mathcal J(\theta) = w_r\, g_r(\theta) + w_f\, (I - \alpha H_r(\theta))\, \nabla L_u(\theta').
+# $$ (eq-09-metagrad)
+#
+# The **first-order** approximation (first-order MAML) treats $\nabla L_r(\theta)$ as a constant and keeps
+# $w_r g_r + w_f \nabla L_u(\theta')$. The difference is exactly
+#
+# $$
+# \nabla \mathcal J - \nabla^{\text{FO}} \mathcal J = -\alpha\, w_f\, H_r(\theta)\, \nabla L_u(\theta') .
+# $$ (eq-09-fo-diff)
+#
+# **Which half of the alignment force survives (our derivation, dossier §10.5).** The gradient of the regulariser
+# $-\alpha w_f\langle \nabla L_u, \nabla L_r\rangle$ is $-\alpha w_f (H_u g_r + H_r g_u)$. Expanding
+# $\nabla L_u(\theta') = g_u - \alpha H_u g_r + O(\alpha^2)$, the first-order gradient contains $-\alpha w_f H_u g_r$
+# only; the dropped term {eq}`eq-09-fo-diff` is, to leading order, the other half $-\alpha w_f H_r g_u$.
+#
+# ## 9.2 Checks in float64 on the trained network
+#
+# We take the trained CNN of seed 0, copy it to float64 (so that finite differences and the $O(\alpha^2)$ slope
+# are not drowned by rounding), and fix one forget batch and one retain batch of 32 samples each.
+
+# %%
+data = load_dataset(profile.dataset).to(device)
+task = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
+m0 = original_model(data, cfg, seed=0, device=device)
+m64 = copy.deepcopy(m0).double().eval()
+gen = torch.Generator().manual_seed(0)
+fi = torch.randperm(len(task.y_forget), generator=gen)[:32]
+ri = torch.randperm(len(task.y_retain), generator=gen)[:32]
+xf, yf = task.x_forget[fi].double(), task.y_forget[fi]
+xr, yr = task.x_retain[ri].double(), task.y_retain[ri]
+params = {k: v.detach() for k, v in trainable(m64).items()}
+print(f"{sum(p.numel() for p in params.values())} parameters; buffers: {[n for n, _ in m64.named_buffers()]}")
+
+
+# %% [markdown]
+# ### From scratch
+#
+# Two functions of the parameter dict: the objective {eq}`eq-09-objective` with a `sign` for the forget term
+# (`-1`: our $L_u = -\mathrm{CE}_f$; `+1`: the sign trap), and its meta-gradient {eq}`eq-09-metagrad` as a `vjp`
+# through the inner step, which is exactly $(I - \alpha H_r)$ applied to $\nabla L_u(\theta')$.
+
+# %%
+def ce_of(model, x, y, sign=1.0):
+    """p -> sign * CE(model with parameters p on (x, y)); the model has no buffers to update (GroupNorm)."""
+    return lambda p: sign * F.cross_entropy(functional_call(model, p, (x,)), y)
+
+
+def my_objective(model, p, alpha, sign=-1.0, w_r=1.0, w_f=1.0):
+    L_r, L_u = ce_of(model, xr, yr), ce_of(model, xf, yf, sign)
+    g = grad(L_r)(p)
+    return w_r * L_r(p) + w_f * L_u({k: p[k] - alpha * g[k] for k in p})
+
+
+def my_meta_gradient(model, p, alpha, sign=-1.0, w_r=1.0, w_f=1.0, second_order=True):
+    L_r, L_u = ce_of(model, xr, yr), ce_of(model, xf, yf, sign)
+    inner = lambda q: {k: q[k] - alpha * v for k, v in grad(L_r)(q).items()}   # θ -> θ'
+    fast, pullback = vjp(inner, p)
+    g_fast = grad(L_u)(fast)                                                     # ∇L_u(θ')
+    meta = pullback(g_fast)[0] if second_order else g_fast                       # (I - αH_r) ∇L_u(θ')
+    g_r = grad(L_r)(p)
+    return flatten({k: w_r * g_r[k] + w_f * meta[k] for k in p})
+
+
+ALPHA = inspect.signature(get_method("lur")).parameters["alpha"].default
+ours = my_meta_gradient(m64, params, ALPHA)
+lib = lur_meta_gradient(m64, xf, yf, xr, yr, ALPHA)
+lib_J, our_J = lur_objective(m64, xf, yf, xr, yr, ALPHA), my_objective(m64, params, ALPHA)
+print(f"alpha = {ALPHA}: |ours - library| = {(ours - lib).abs().max():.1e} (|grad| = {lib.norm():.3e}), "
+      f"J ours {our_J.item():.10f}, library {lib_J.item():.10f}")
+assert torch.allclose(ours, lib, rtol=1e-10, atol=1e-12) and torch.allclose(our_J, lib_J, rtol=1e-12)
+lib_fo = lur_meta_gradient(m64, xf, yf, xr, yr, ALPHA, second_order=False)
+assert torch.allclose(my_meta_gradient(m64, params, ALPHA, second_order=False), lib_fo, rtol=1e-10, atol=1e-12)
+
+# %% [markdown]
+# **Finite differences.** Along random unit directions $v$, the central difference
+# $(\mathcal J(\theta + hv) - \mathcal J(\theta - hv))/2h$ with $h = 10^{-6}$ must equal $\langle \nabla\mathcal J, v\rangle$.
+# We use the library's `lur_objective` for $\mathcal J$ and its `lur_meta_gradient` for the gradient, so the two
+# library functions check each other.
+
+# %%
+def objective_at(flat_theta):
+    m = copy.deepcopy(m64)
+    with torch.no_grad():
+        for (n, p), v in zip(trainable(m).items(), unflatten(flat_theta, params).values()):
+            p.copy_(v)
+    return lur_objective(m, xf, yf, xr, yr, ALPHA).item()
+
+
+theta_flat, H = flatten(params), 1e-6
+fd_err = []
+for k in range(5):
+    v = torch.randn(theta_flat.shape, generator=torch.Generator().manual_seed(10 + k), dtype=torch.float64)
+    v /= v.norm()
+    fd = (objective_at(theta_flat + H * v) - objective_at(theta_flat - H * v)) / (2 * H)
+    fd_err.append(abs(fd - (lib @ v).item()) / lib.norm().item())
+print("finite differences vs <meta-gradient, v>, relative to |meta-gradient|: " + ", ".join(f"{e:.1e}" for e in fd_err))
+assert max(fd_err) < 1e-6
+
+# %% [markdown]
+# **What the first-order version drops.** We compute $H_r\,\nabla L_u(\theta')$ independently, as a
+# forward-over-reverse Hessian-vector product (`jvp` of `grad`), and check {eq}`eq-09-fo-diff`.
+
+# %%
+L_r64, L_u64 = ce_of(m64, xr, yr), ce_of(m64, xf, yf, -1.0)
+g_r = grad(L_r64)(params)
+fast = {k: params[k] - ALPHA * g_r[k] for k in params}
+u_fast = grad(L_u64)(fast)
+_, hvp = jvp(grad(L_r64), (params,), (u_fast,))                 # H_r(θ) ∇L_u(θ')
+diff = lib - lib_fo
+predicted = -ALPHA * flatten(hvp)
+print(f"|exact - first order| = {diff.norm():.3e}, |-α H_r ∇L_u(θ')| = {predicted.norm():.3e}, "
+      f"max deviation {(diff - predicted).abs().max():.1e}; share of the meta-gradient dropped "
+      f"{diff.norm() / lib.norm():.3f}")
+assert torch.allclose(diff, predicted, rtol=1e-8, atol=1e-12)
+
+# %% [markdown]
+# ### The expansion is accurate to $O(\alpha^2)$
+#
+# We compare $\mathcal J(\alpha)$ with the first-order expansion {eq}`eq-09-taylor` for $\alpha$ from about $3\cdot10^{-6}$
+# to $10^{-1}$. The remainder should fall like $\alpha^2$ (slope 2 on a log-log plot), i.e. remainder$/\alpha^2$ should
+# be constant. That needs smoothness, and our networks are only piecewise smooth (ReLU): once the inner step
+# $\alpha g_r$ is long enough to push some pre-activations across zero, the curvature seen along the step changes
+# and the ratio wobbles. We therefore fit the slope on the smallest steps ($\alpha \le 10^{-4}$), and over the whole
+# range we only claim that remainder$/\alpha^2$ stays within a modest factor.
+
+# %%
+g_u0 = grad(L_u64)(params)
+inner_prod = sum((g_u0[k] * g_r[k]).sum() for k in params).item()
+base = (L_r64(params) + L_u64(params)).item()
+alphas = np.logspace(-5.5, -1, 19)
+remainder = np.array([abs(my_objective(m64, params, a).item() - (base - a * inner_prod)) for a in alphas])
+small = alphas <= 1.01e-4
+slope = np.polyfit(np.log(alphas[small]), np.log(remainder[small]), 1)[0]
+slope_all = np.polyfit(np.log(alphas), np.log(remainder), 1)[0]
+ratio = remainder / alphas ** 2
+print(f"<grad L_u, grad L_r> = {inner_prod:.3e}; slope of log remainder vs log alpha: {slope:.3f} (alpha <= 1e-4), "
+      f"{slope_all:.3f} (whole range); remainder/alpha^2 from {ratio.min():.2e} to {ratio.max():.2e}")
+assert abs(slope - 2) < 0.05
+assert abs(slope_all - 2) < 0.25 and ratio.max() / ratio.min() < 10
+
+fig, ax = plt.subplots(figsize=(5, 4))
+ax.loglog(alphas, remainder, "o-", label="|J - (L_r + L_u - α<∇L_u, ∇L_r>)|")
+ax.loglog(alphas, ratio[0] * alphas ** 2, "k--", lw=1, label="slope 2")
+ax.set_xlabel("inner step α")
+ax.set_ylabel("expansion error")
+ax.set_title("Taylor remainder of the look-ahead objective")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ### The sign trap, numerically
+#
+# Isolate the regulariser's pull: the part of the meta-gradient that the look-ahead adds,
+# $r = \nabla\mathcal J_\alpha - \nabla\mathcal J_0$, with $\mathcal J_0$ the plain NegGrad+-type objective. A
+# short step $\theta - s\, r/\|r\|$ should *raise* $\langle g_f, g_r\rangle$ for the correct sign and *lower* it
+# for the sign trap. We use a larger $\alpha$ to make the regulariser dominate its own $O(\alpha^2)$ terms cleanly
+# visible, and a tiny step $s$.
+
+# %%
+def alignment(p):
+    gu, gr = grad(L_u64)(p), grad(L_r64)(p)
+    return sum((gu[k] * gr[k]).sum() for k in p).item()          # <g_f, g_r>, g_f = ∇(-CE_f)
+
+
+a0, S = alignment(params), 1e-3
+moved = {}
+for name, sign in (("L_u = -CE_f (ours)", -1.0), ("+CE_f (sign trap)", +1.0)):
+    r = my_meta_gradient(m64, params, ALPHA, sign) - my_meta_gradient(m64, params, 0.0, sign)
+    step = unflatten(-S * r / r.norm(), params)
+    moved[name] = alignment({k: params[k] + step[k] for k in params}) - a0
+    print(f"{name:20s}: <g_f, g_r> changes by {moved[name]:+.3e} (from {a0:.3e})")
+assert moved["L_u = -CE_f (ours)"] > 0 > moved["+CE_f (sign trap)"]
+
+# %% [markdown]
+# ### Normalisation statistics
+#
+# The look-ahead forward at $\theta'$ is an *extra* forward pass. With BatchNorm in training mode it would update
+# the running mean and variance a second time per step, from a forward pass at parameters the model never takes.
+# Our models use GroupNorm, which keeps no running statistics (the model above has no buffers at all), so the
+# problem cannot arise here. For other models the library guards twice: `functional_loss` refuses a model with
+# train-mode BatchNorm (whose batch statistics would also make the loss depend on the batch composition), and it
+# passes *copies* of the buffers to `functional_call`, so no look-ahead forward can write to them. We check both on a
+# toy BatchNorm network, and show what a naive `functional_call` with the model's own buffers does.
+
+# %%
+from unlearnlib.errors import UnlearnError
+
+bn = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+xb, yb = torch.randn(16, 4), torch.randint(0, 3, (16,))
+stats = {k: v.clone() for k, v in bn.named_buffers()}
+p_bn = {k: v.detach() for k, v in trainable(bn).items()}
+functional_call(bn.train(), (p_bn, dict(bn.named_buffers())), (xb,))          # naive: the model's own buffers
+assert not torch.equal(bn[1].running_mean, stats["1.running_mean"]), "a naive train-mode forward moves them"
+try:
+    functional_loss(bn.train(), xb, yb)
+    raise AssertionError("train-mode BatchNorm should be refused")
+except UnlearnError as err:
+    print("library refuses train-mode BatchNorm:", str(err)[:70], "...")
+stats = {k: v.clone() for k, v in bn.named_buffers()}
+bn.eval()
+_ = lookahead_grads(p_bn, functional_loss(bn, xb, yb), {"u": functional_loss(bn, xb, yb, -1.0)}, 0.1)
+assert all(torch.equal(v, stats[k]) for k, v in bn.named_buffers())
+print("the library's look-ahead left the BatchNorm statistics untouched")
+
+# %% [markdown]
+# ### Cost of one step
+#
+# The second-order step differentiates through a gradient: roughly a forward and backward on the retain batch with
+# the graph kept, a forward and backward at $\theta'$, and a backward through the first backward. We time one
+# meta-gradient (float32, batches of 32) against one GA gradient. Timings on a shared machine are noisy, so we only
+# print them.
+
+# %%
+def timed(fn, repeats=5):
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+xf32, xr32 = xf.float(), xr.float()
+m32 = m0.train()
+t_ga = timed(lambda: loss_grad(m32, xf32, yf, lambda z, y: -F.cross_entropy(z, y)))
+t_fo = timed(lambda: lur_meta_gradient(m32, xf32, yf, xr32, yr, ALPHA, second_order=False))
+t_so = timed(lambda: lur_meta_gradient(m32, xf32, yf, xr32, yr, ALPHA, second_order=True))
+m0.eval()
+print(f"per step: GA {1e3 * t_ga:.1f} ms, LUR first order {1e3 * t_fo:.1f} ms ({t_fo / t_ga:.1f}x), "
+      f"second order {1e3 * t_so:.1f} ms ({t_so / t_ga:.1f}x)")
+
+# %% [markdown]
+# ## 9.3 The experiment
+#
+# We compare the library's `lur` (defaults below: outer learning rate $10^{-3}$, $\alpha = 0.1$, second order,
+# $w_r = w_f = 1$, one forget and one retain batch per step, the oracle-free stopping rule of chapter 02) with GA,
+# NegGrad+ and the retrain oracle, in class-wise forgetting of digit 3 and random forgetting of 10 %, over the
+# profile's seeds. The defaults were chosen on held-out seeds by the oracle-free rule; there, a larger inner step
+# $\alpha = 1$ made LUR diverge on digits, so $\alpha$ is kept small, where the expansion of §9.1 is a good
+# description of what the objective does.
+#
+# Along every LUR and NegGrad+ run, a `post_step` hook records the cosine between the full forget gradient
+# $g_f = \nabla(-\mathrm{CE}_f)$ (all of $D_f$) and the retain gradient on a fixed subset of 256 retain samples,
+# every other step. LUR's claim, through {eq}`eq-09-taylor`, is that it moves towards agreement (larger cosines)
+# compared with NegGrad+. NegGrad+ weights its two terms differently ($\beta = 0.97$) and iterates over the retain
+# set, so we add the clean ablation of the regulariser: `lur` with $\alpha = 0$ (row `lur_alpha0`), the same two
+# terms with the same weights, batches, learning rate and stopping rule, but no look-ahead.
+
+# %%
+for name in ("ga", "neggrad_plus", "lur"):
+    p = inspect.signature(get_method(name)).parameters
+    print(f"{name:13s}", ", ".join(f"{k}={p[k].default}" for k in ("epochs", "lr", "alpha", "beta", "second_order",
+                                                                   "stop_at") if k in p))
+METHODS = {"ga": ("ga", {}), "neggrad_plus": ("neggrad_plus", {}), "lur": ("lur", {}),
+           "lur_alpha0": ("lur", {"alpha": 0.0})}
+TRACKED = ("neggrad_plus", "lur_alpha0", "lur")
+
+
+def cosine_tracker(t, store, every=2):
+    probe = torch.randperm(len(t.y_retain), generator=torch.Generator().manual_seed(1))[:256]
+    xr_p, yr_p = t.x_retain[probe], t.y_retain[probe]
+    count = [0]
+
+    def hook(model, opt):
+        count[0] += 1
+        if count[0] % every:
+            return
+        gf = loss_grad(model, t.x_forget, t.y_forget, lambda z, y: -F.cross_entropy(z, y))
+        gr = loss_grad(model, xr_p, yr_p)
+        store.append(cosine(gf, gr).item())
+    return hook
+
+
+def run_scenario(scenario):
+    rows, refs, cos = [], [], {m: {} for m in TRACKED}
+    for seed in SEEDS:
+        t = make_task(data, scenario, forget_fraction=0.1, forget_class=FORGET_CLASS, seed=seed)
+        m0_s = original_model(data, cfg, seed=seed, device=device)
+        ref = evaluate(retrained_model(t, cfg, seed=seed, device=device), t)
+        refs.append(ref)
+        for name, (method, extra) in METHODS.items():
+            kw, log = dict(extra), []
+            if name in TRACKED:
+                cos[name][seed] = []
+                kw["post_step"] = cosine_tracker(t, cos[name][seed])
+            start = time.perf_counter()
+            model = get_method(method)(m0_s, t, seed=seed, log=log, **kw)
+            rows.append({"method": name, "seed": seed, "steps": log[-1]["step"],
+                         **evaluate(model, t, reference=ref, time_s=time.perf_counter() - start)})
+    reference = {k: float(np.mean([r[k] for r in refs])) for k in refs[0]}
+    return rows, summarise(rows), reference, cos
+
+
+t_start = time.perf_counter()
+results = {sc: run_scenario(sc) for sc in ("class", "random")}
+print(f"both scenarios, seeds {SEEDS}: {time.perf_counter() - t_start:.1f} s (times in the table include the cosine hook)")
+for sc, (rows, summary, reference, _) in results.items():
+    print(f"== {sc} (mean ± 95 % CI over seeds {SEEDS}; first row: retrain oracle) ==")
+    print(format_table(summary, reference))
+    print("steps: " + ", ".join(f"{m} {[r['steps'] for r in rows if r['method'] == m]}" for m in METHODS))
+
+# %%
+for sc, (rows, summary, reference, _) in results.items():
+    fig = metric_bars(summary, reference, title=f"{sc}: {profile.dataset}, {len(SEEDS)} seeds (dashed: retrain)")
+    for ax in fig.axes:
+        ax.set_ylabel("%")
+    plt.show()
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+for ax, (sc, (_, _, _, cos)) in zip(axes, results.items()):
+    for name in TRACKED:
+        vals = np.concatenate([cos[name][s] for s in SEEDS])
+        ax.hist(vals, bins=30, alpha=0.5, density=True, label=f"{name} (n={len(vals)})")
+    ax.axvline(0, color="k", lw=1)
+    ax.set_xlabel(r"cos($g_f$, $g_r$) along the run")
+    ax.set_ylabel("density")
+    ax.set_title(f"{sc}: forget/retain gradient cosine")
+    ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What the numbers say, each with its assert.
+
+# %%
+per_seed = lambda rows, m, k: np.array([r[k] for r in rows if r["method"] == m])
+med_cos = {sc: {m: np.array([np.median(cos[m][s]) for s in SEEDS]) for m in TRACKED}
+           for sc, (_, _, _, cos) in results.items()}
+for sc, (rows, summary, _, _) in results.items():
+    print(f"{sc}: gap per seed " + ", ".join(f"{m} {per_seed(rows, m, 'gap').round(2)}" for m in METHODS)
+          + "; median cosine per seed " + ", ".join(f"{m} {med_cos[sc][m].round(3)}" for m in TRACKED))
+
+rows_c, sum_c, _, _ = results["class"]
+# 1. Class-wise: LUR beats GA on Avg. Gap, on average and on every seed.
+assert sum_c["lur"]["gap"]["mean"] < sum_c["ga"]["gap"]["mean"]
+assert (per_seed(rows_c, "lur", "gap") < per_seed(rows_c, "ga", "gap")).all()
+# 2. ... and forgets the class while keeping most of the retain accuracy.
+assert sum_c["lur"]["UA"]["mean"] > 90 and sum_c["lur"]["RA"]["mean"] > 90
+# 3. The look-ahead is what does it: the same objective with alpha = 0 loses far more retain accuracy.
+assert (per_seed(rows_c, "lur", "gap") < per_seed(rows_c, "lur_alpha0", "gap")).all()
+assert sum_c["lur"]["RA"]["mean"] > sum_c["lur_alpha0"]["RA"]["mean"] + 10
+# 4. NegGrad+ (with its tuned defaults) is at least as close to the oracle as LUR here.
+assert sum_c["neggrad_plus"]["gap"]["mean"] <= sum_c["lur"]["gap"]["mean"]
+
+rows_r, sum_r, _, _ = results["random"]
+gap_r = {m: sum_r[m]["gap"]["mean"] for m in METHODS}
+ci_r = {m: sum_r[m]["gap"]["ci95"] for m in METHODS}
+print("random: mean gap " + ", ".join(f"{m} {gap_r[m]:.2f} ± {ci_r[m]:.2f}" for m in METHODS))
+# 5. Random 10 %: every method is close to the oracle; LUR's mean gap is not above GA's, but within the noise.
+assert max(gap_r.values()) < 3
+assert gap_r["lur"] <= gap_r["ga"] and gap_r["ga"] - gap_r["lur"] < ci_r["ga"] + ci_r["lur"]
+
+# 6. The cosine distributions: LUR is NOT shifted towards agreement, neither against NegGrad+ nor against alpha = 0.
+for sc in results:
+    shift = {o: float(np.mean(med_cos[sc]["lur"] - med_cos[sc][o])) for o in ("neggrad_plus", "lur_alpha0")}
+    above = {o: int(np.sum(med_cos[sc]["lur"] > med_cos[sc][o])) for o in shift}
+    print(f"{sc}: mean shift of LUR's median cosine vs NegGrad+ {shift['neggrad_plus']:+.3f}, vs alpha = 0 "
+          f"{shift['lur_alpha0']:+.3f}; LUR above on {above} of {len(SEEDS)} seeds")
+    assert all(v < 0.05 for v in shift.values()) and above["neggrad_plus"] <= len(SEEDS) // 2
+
+# %% [markdown]
+# - **LUR beats GA on Avg. Gap** in class-wise forgetting, on every seed, as the paper claims of its method against
+#   GA: it forgets digit 3 and keeps most of the retain and test accuracy.
+# - **The look-ahead matters.** The same objective with $\alpha = 0$ (plain $L_r + L_u$ with equal weights, no
+#   regulariser) loses a large part of the retain accuracy on the same budget and stopping rule; with $\alpha = 0.1$
+#   the retain accuracy survives.
+# - **NegGrad+ with its tuned $\beta$ is at least as good** as LUR on this small problem, and in random forgetting
+#   all methods are within the seed noise of each other and of the oracle.
+# - **Our data disagree with the mechanism as we stated it.** The forget/retain cosine measured along the runs is
+#   *not* moved towards agreement: LUR's median cosine is no higher than NegGrad+'s or than the $\alpha = 0$ run's
+#   (if anything slightly lower). Whatever the look-ahead buys here, it does not show up as a higher cosine between
+#   the full forget gradient and a retain gradient. Possible reasons, which we have not tested: the regulariser
+#   acts on mini-batch gradients and through curvature ($H_r g_u$, $H_u g_r$), which can protect the retain loss
+#   without making the two gradients point the same way; and the cosine along a run mixes trajectories of
+#   different lengths. The claim "LUR moves the distribution towards agreement" is therefore not supported by our
+#   measurement.
+#
+# ## 9.4 Summary
+#
+# - The look-ahead objective {eq}`eq-09-objective` equals NegGrad+ with fixed weights plus an inner-product
+#   regulariser $-\alpha w_f\langle\nabla L_u, \nabla L_r\rangle$, up to $O(\alpha^2)$ ({eq}`eq-09-taylor`); we measured the
+#   remainder's slope at 2 on the trained CNN in float64. With the forget term written as $+\mathrm{CE}_f$ the same
+#   regulariser rewards conflict; one minus sign decides which.
+# - The exact meta-gradient {eq}`eq-09-metagrad` is one `vjp` through the inner step; our from-scratch version, the
+#   library's `lur_meta_gradient` and finite differences of `lur_objective` agree. The first-order shortcut drops
+#   exactly $-\alpha w_f H_r\nabla L_u(\theta')$ ({eq}`eq-09-fo-diff`), half of the alignment force.
+# - The look-ahead forward must not update normalisation statistics; the library passes buffer copies.
+# - On digits, LUR beats GA on Avg. Gap in class-wise forgetting on every seed, and far outperforms the same
+#   objective without look-ahead ($\alpha = 0$); the tuned NegGrad+ baseline is at least as close to the oracle.
+#   In random forgetting all methods are within noise of each other.
+# - The forget/retain gradient cosine along the runs is not shifted towards agreement by LUR in our measurement:
+#   the implicit-regulariser story explains the objective, but we could not see it in this statistic.
+# - One second-order step costs several GA steps (printed in §9.2; at this tiny size the overhead of `torch.func`
+#   dominates, so the ratio is larger than the FLOP count suggests), and a too-large inner step ($\alpha = 1$)
+#   diverged on digits when the defaults were chosen.
+#
+# ## Exercises
+#
+# 1. Show that the $\alpha^2$ coefficient of {eq}`eq-09-taylor` is $\tfrac{w_f}{2}\, g_r^\top H_u\, g_r$ and verify it
+#    numerically: the remainder of §9.2 divided by $\alpha^2$ should tend to it. *Hint:* compute $H_u g_r$ with
+#    `jvp(grad(L_u64), ...)` as in §9.2.
+# 2. Implement the mirror form $\mathcal J_B = L_u(\theta) + L_r(\theta - \alpha\nabla L_u(\theta))$ and check that it
+#    has the same first-order regulariser. *Hint:* reuse `lookahead_grads` with the roles of the losses swapped.
+# 3. Alternate the roles of inner and outer loss at every step using the first-order meta-gradient, and show
+#    numerically that the average of the two first-order updates recovers the full regulariser gradient
+#    $-\alpha(H_u g_r + H_r g_u)$ to leading order.
+# 4. Rerun the experiment with `second_order=False`. Does the cosine distribution or the gap change measurably?
+#    Compare the cost per step printed in §9.2.
+# 5. Run `lur` with `alpha=1.0` on one seed with `log=[]` and plot the forget accuracy per pass. What breaks, and
+#    does the Taylor picture still apply at that $\alpha$? *Hint:* compute $\alpha\|g_r\|$ relative to $\|\theta\|$.
