@@ -9,8 +9,8 @@ from torch.func import grad, jvp
 
 from unlearnlib import UnlearnError, data, grads, models
 from unlearnlib.methods import REGISTRY, get_method
-from unlearnlib.methods.lookahead import (functional_loss, lookahead_grads, lur_meta_gradient, lur_objective,
-                                          retain_subset)
+from unlearnlib.methods.lookahead import functional_loss, lookahead_grads, lur_meta_gradient, lur_objective
+from unlearnlib.methods.ltu import retain_subset
 from unlearnlib.methods.masked import feasibility_mask
 
 

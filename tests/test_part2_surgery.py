@@ -8,7 +8,7 @@ from scipy.optimize import minimize
 from unlearnlib import UnlearnError, data, grads, models
 from unlearnlib.methods import get_method
 from unlearnlib.methods.orthograd import orthogonal_direction
-from unlearnlib.methods.surgery import dual_step
+from unlearnlib.methods.implicit import dual_step
 
 
 def _conflicting_pair(rng, n=20, eps=0.0):

@@ -164,7 +164,8 @@ def unilateral_surgery(g_f: torch.Tensor, g_r: torch.Tensor, eps: float = 0.0):
 def project_orthogonal(g: torch.Tensor, G: torch.Tensor, method: str = "qr", rtol: float | None = None) -> torch.Tensor:
     """Project ``g`` [P] onto the orthogonal complement of the rows of ``G`` [B, P] (chapter 07, OrthoGrad).
 
-    ``method="qr"``: Householder QR of Gᵀ = QR, then an SVD of the small B x B factor R = U S Vᵀ; the columns of
+    ``method="qr"``: Householder QR of Gᵀ = QR, kept in LAPACK's compact form (``geqrf``) and applied with
+    ``ormqr``, so the P x B factor Q is never formed; then an SVD of the small factor R = U S Vᵀ. The directions
     QU whose singular value exceeds ``rtol`` · S_max are an orthonormal basis of the span of the rows of G, so
     rank-deficient G and B ≥ P are handled. ``method="lstsq"``: g − Gᵀc with c the least-squares solution of
     Gᵀc ≈ g (on CUDA the solver assumes full rank). Both compute in at least float32 and never form or invert the
@@ -177,13 +178,17 @@ def project_orthogonal(g: torch.Tensor, G: torch.Tensor, method: str = "qr", rto
     dtype = torch.promote_types(g.dtype, torch.float32)
     v, A = g.to(dtype), G.to(dtype).T  # A: [P, B]; its columns span the directions to remove
     if method == "qr":
-        Q, R = torch.linalg.qr(A, mode="reduced")
-        U, S, _ = torch.linalg.svd(R)
+        k = min(A.shape)
+        packed, tau = torch.geqrf(A)                      # A = QR, Q as k Householder reflectors
+        R = packed[:k].triu()                             # [k, B]
+        U, S, _ = torch.linalg.svd(R, full_matrices=False)
         tol = (rtol if rtol is not None else max(A.shape) * torch.finfo(dtype).eps) * S.max()
+        qtv = torch.ormqr(packed, tau, v[:, None], transpose=True)[:k, 0]   # first k entries of Qᵀv
         # Zeroing the coefficients of negligible singular directions (instead of indexing them away) keeps the
         # computation free of data-dependent shapes.
-        coef = U @ ((S > tol).to(dtype) * (U.T @ (Q.T @ v)))
-        out = v - Q @ coef
+        coef = torch.zeros_like(v)
+        coef[:k] = U @ ((S > tol).to(dtype) * (U.T @ qtv))
+        out = v - torch.ormqr(packed, tau, coef[:, None])[:, 0]
     elif method == "lstsq":
         driver = "gelsd" if A.device.type == "cpu" else None
         c = torch.linalg.lstsq(A, v[:, None], rcond=rtol, driver=driver).solution
