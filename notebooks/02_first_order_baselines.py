@@ -55,7 +55,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import unlearnlib.config
-from unlearnlib.bench import format_table, summarise
+from unlearnlib.experiment import format_table, summarise
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.methods import REGISTRY
 from unlearnlib.methods._loop import forget_target, other_labels

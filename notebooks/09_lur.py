@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp, vjp
 
 import unlearnlib.config
-from unlearnlib.bench import format_table, summarise
+from unlearnlib.experiment import format_table, summarise
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.grads import cosine, flatten, loss_grad, trainable, unflatten
 from unlearnlib.methods import get_method

@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 import unlearnlib.config
-from unlearnlib.bench import format_table, summarise
+from unlearnlib.experiment import format_table, summarise
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.grads import flatten, loss_grad, trainable
 from unlearnlib.methods import MASKED_LR, get_method

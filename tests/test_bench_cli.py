@@ -88,7 +88,7 @@ def test_bench_summary_statistics(runs):
 
 
 def test_summarise_single_seed_has_no_interval():
-    from unlearnlib.bench import summarise
+    from unlearnlib.experiment import summarise
 
     rows = [{"method": "ga", "seed": 0, "UA": 1.0, "RA": 2.0, "TA": 3.0, "MIA": 4.0, "gap": 5.0, "time_s": 6.0,
              "MIA_AUC": 50.0}]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -27,11 +26,10 @@ from unlearnlib import UnlearnError
 from unlearnlib.config import get_device, get_profile
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.methods import REGISTRY, get_method
-from unlearnlib.metrics import GAP_METRICS, evaluate
 from unlearnlib.models import MODELS
-from unlearnlib.train import TrainConfig, original_model, retrained_model
+from unlearnlib.experiment import compare_methods, format_table
+from unlearnlib.train import TrainConfig
 
-REPORTED = ("UA", "RA", "TA", "MIA", "gap", "time_s", "MIA_AUC")
 #: extra step-cost entries: a method run with other settings, timed beside the registered ones.
 STEP_COST_VARIANTS = {"orthograd[loop]": ("orthograd", {"per_sample": "loop"}),
                       "lur[first-order]": ("lur", {"second_order": False})}
@@ -70,37 +68,6 @@ def parse_methods(spec: str | None) -> list[str]:
     return names
 
 
-def summarise(results: list[dict]) -> dict:
-    """Mean, sample standard deviation and 95 % CI half-width (Student t) per method and metric."""
-    from scipy import stats
-
-    summary = {}
-    for method in dict.fromkeys(r["method"] for r in results):
-        rows = [r for r in results if r["method"] == method]
-        summary[method] = {}
-        for key in REPORTED:
-            vals = np.array([r[key] for r in rows if r.get(key) is not None], dtype=float)
-            n = len(vals)
-            std = float(vals.std(ddof=1)) if n > 1 else 0.0
-            ci = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else None
-            summary[method][key] = {"mean": float(vals.mean()), "std": std, "ci95": ci}
-    return summary
-
-
-def format_table(summary: dict, reference: dict) -> str:
-    keys = ("UA", "RA", "TA", "MIA", "gap", "time_s")
-    lines = [f"{'method':20s}" + "".join(f"{k:>16s}" for k in keys)]
-    lines.append(f"{'(retrain oracle)':20s}" + "".join(f"{reference[k]:16.1f}" if k in reference else f"{'':16s}"
-                                                       for k in keys))
-    for method, s in summary.items():
-        cells = []
-        for k in keys:
-            ci = s[k]["ci95"]
-            cells.append(f"{s[k]['mean']:8.1f} ± {ci:5.1f}" if ci is not None else f"{s[k]['mean']:16.1f}")
-        lines.append(f"{method:20s}" + "".join(f"{c:>16s}" for c in cells))
-    return "\n".join(lines)
-
-
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -111,38 +78,20 @@ def run_benchmark(args, profile, device) -> dict:
     seeds = args.seeds if args.seeds is not None else profile.seeds
     if seeds < 1:
         raise UnlearnError(f"--seeds must be at least 1, got {seeds}")
-    data = load_dataset(args.dataset, args.data_root, args.download).to(device)
+    data = load_dataset(args.dataset, args.data_root, args.download)
     cfg = TrainConfig.from_profile(profile)
     if args.model:
         cfg = TrainConfig(model=args.model, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
-    results, references = [], []
-    for seed in range(seeds):
-        task = make_task(data, args.scenario, args.forget_fraction, args.forget_class, seed=seed)
-        print(f"[seed {seed}] {task.describe()}", file=sys.stderr)
-        m0 = original_model(data, cfg, seed=seed, device=device)
-        oracle = retrained_model(task, cfg, seed=seed, device=device)
-        reference = evaluate(oracle, task)
-        references.append(reference)
-        for name in names:
-            if name == "retrain":
-                model, elapsed = oracle, oracle.train_time_s
-            else:
-                _sync(device)
-                start = time.perf_counter()
-                model = get_method(name)(m0, task, seed=seed)
-                _sync(device)
-                elapsed = time.perf_counter() - start
-            row = evaluate(model, task, reference=reference, time_s=elapsed)
-            results.append({"method": name, "seed": seed, **row})
-            print(f"  {name:20s} UA {row['UA']:5.1f}  RA {row['RA']:5.1f}  TA {row['TA']:5.1f}  MIA {row['MIA']:5.1f}"
-                  f"  gap {row['gap']:5.1f}  {elapsed:6.2f}s", file=sys.stderr)
-    reference = {k: float(np.mean([r[k] for r in references])) for k in references[0]}
+    comparison = compare_methods(names, args.scenario, data=data, cfg=cfg, seeds=range(seeds),
+                                 forget_class=args.forget_class, forget_fraction=args.forget_fraction,
+                                 device=device, progress=sys.stderr.isatty())
     config = {"dataset": args.dataset, "scenario": args.scenario,
               "forget_fraction": args.forget_fraction if args.scenario == "random" else None,
               "forget_class": args.forget_class if args.scenario == "class" else None,
               "methods": names, "seeds": seeds, "profile": profile.name, "device": str(device),
               "train": cfg.__dict__, "torch": torch.__version__}
-    return {"config": config, "reference": reference, "results": results, "summary": summarise(results)}
+    return {"config": config, "reference": comparison.reference, "results": comparison.rows,
+            "summary": comparison.summary}
 
 
 def step_cost(args, profile, device, budgets=(4, 20), repeats: int = 5) -> dict:
@@ -156,7 +105,6 @@ def step_cost(args, profile, device, budgets=(4, 20), repeats: int = 5) -> dict:
     task = make_task(data, "class", forget_class=int(data.y_train[0]), seed=0)
     from unlearnlib.models import make_model
     model = make_model(model_name, data.input_shape, data.num_classes, seed=0).to(device)
-    cfg = TrainConfig(model=model_name, epochs=1, batch_size=batch, lr=profile.train_lr)
 
     def timed(name, steps):
         base, extra = STEP_COST_VARIANTS.get(name, (name, {}))
