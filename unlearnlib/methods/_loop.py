@@ -47,7 +47,8 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
                    post_step: Callable[[nn.Module, torch.optim.Optimizer], None] | None = None,
                    desc: str = "unlearn", progress: bool = False, log: list | None = None,
                    steps: int | None = None, check_every: int | None = None,
-                   mask_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict] | None = None) -> nn.Module:
+                   mask_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict] | None = None,
+                   retain_positions: torch.Tensor | None = None) -> nn.Module:
     """Run ``step`` for ``epochs`` passes over the forget (``over="forget"``) or retain set (chapter 02).
 
     The other set is cycled alongside. ``stop_at``: stop as soon as the forget accuracy (checked after every
@@ -60,6 +61,9 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
     update direction) and returns a 0/1 mask per parameter name (chapter 10). The gradients are masked, and after
     the optimiser step every masked coordinate is put back to its value before the step, so neither momentum nor
     weight decay can move it: the mask applies to the *final* update.
+
+    ``retain_positions``, when given, are positions into ``task.x_retain``: the only retain samples the method may
+    use (a small retain subset, as LTU and OrthoGrad assume, chapters 07-08); the metrics still use all of D_r.
     """
     if over not in ("forget", "retain"):
         raise UnlearnError(f"over must be 'forget' or 'retain', got {over!r}")
@@ -72,6 +76,13 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
     model = fresh_copy(model)
     g = torch.Generator().manual_seed(seed)
     xf, yf, xr, yr = task.x_forget.to(device), task.y_forget.to(device), task.x_retain.to(device), task.y_retain.to(device)
+    if retain_positions is not None:
+        retain_positions = torch.as_tensor(retain_positions).long().to(device)
+        if retain_positions.numel() == 0:
+            raise UnlearnError("retain_positions is empty; give at least one position into task.x_retain")
+        if retain_positions.min() < 0 or retain_positions.max() >= len(yr):
+            raise UnlearnError(f"retain_positions must lie in 0..{len(yr) - 1} (positions into task.x_retain)")
+        xr, yr = xr[retain_positions], yr[retain_positions]
     forget_stream = cycle_batches(len(yf), batch_size, g, device)
     retain_stream = cycle_batches(len(yr), batch_size, g, device)
     n_driver = len(yf) if over == "forget" else len(yr)
