@@ -55,7 +55,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import unlearnlib.config
-from unlearnlib.experiment import format_table, summarise
+from unlearnlib.experiment import compare_methods
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.methods import REGISTRY
 from unlearnlib.methods._loop import forget_target, other_labels
@@ -585,6 +585,8 @@ print(f"mean retain accuracy where GA stops: {mean_stop_ra:.1f} %")
 # the CIFAR literature uses, $10^{-2}$ (the setting of the sparse-unlearning and SalUn code), because its comparison with our default is the most surprising
 # result of the chapter. For each seed we draw the task, take the cached $\theta_0$ and oracle, run every method,
 # time it and evaluate it against *that seed's* oracle (UA, RA, TA, MIA-Efficacy and their Avg. Gap, chapter 01).
+# This loop is the library's `unlearnlib.experiment.compare_methods`, which also checks that no method changed the
+# $\theta_0$ it was given; every later chapter, and the benchmark command, runs its comparisons through it.
 
 # %%
 METHODS = ["finetune", "ga", "neggrad_plus", "random_label"]
@@ -593,53 +595,41 @@ for name in METHODS:
     print(f"{name:13s}", ", ".join(f"{k}={params[k].default}" for k in ("epochs", "lr", "beta", "batch_size", "stop_at")
                                    if k in params))
 FT_LIT_LR = 0.01
-ROWS = {"original": None, **{m: (m, {}) for m in METHODS}, "finetune_lr0.01": ("finetune", {"lr": FT_LIT_LR})}
+VARIANTS = {"original": None, **{m: m for m in METHODS}, "finetune_lr0.01": ("finetune", {"lr": FT_LIT_LR})}
 SAMPLES_PER_STEP = {"finetune": 1, "ga": 1, "neggrad_plus": 2, "random_label": 2}   # batches through fwd + bwd
+BATCH = inspect.signature(REGISTRY["ga"]).parameters["batch_size"].default
 
 
-def run_scenario(scenario):
-    rows, refs, costs = [], [], {name: [] for name in ROWS}
-    for seed in SEEDS:
-        t = make_task(data, scenario, forget_fraction=0.1, forget_class=FORGET_CLASS, seed=seed)
-        m0_s = original_model(data, cfg, seed=seed, device=device)
-        theta0_s = state_copy(m0_s)
-        ref = evaluate(retrained_model(t, cfg, seed=seed, device=device), t)
-        refs.append(ref)
-        for row, spec in ROWS.items():
-            log, start = [], time.perf_counter()
-            if spec is None:
-                model = m0_s
-            else:
-                method, kw = spec
-                model = REGISTRY[method](m0_s, t, seed=seed, log=log, **kw)
-                # examples through forward + backward, relative to one retraining run (epochs x |D_r|)
-                costs[row].append(log[-1]["step"] * 32 * SAMPLES_PER_STEP[method] / (cfg.epochs * len(t.retain_idx)))
-            elapsed = time.perf_counter() - start
-            rows.append({"method": row, "seed": seed, "steps": log[-1]["step"] if log else 0,
-                         **evaluate(model, t, reference=ref, time_s=elapsed)})
-        assert all(torch.equal(v, m0_s.state_dict()[k]) for k, v in theta0_s.items()), "a method mutated θ0"
-    reference = {k: float(np.mean([r[k] for r in refs])) for k in refs[0]}
-    return rows, summarise(rows), reference, costs, refs
+def retrain_fraction(comparison, label, n_retain):
+    """Examples pushed through forward + backward, as a fraction of one retraining run (epochs x |D_r|)."""
+    method = VARIANTS[label] if isinstance(VARIANTS[label], str) else VARIANTS[label][0]
+    steps = comparison.per_seed(label, "steps")
+    return steps * BATCH * SAMPLES_PER_STEP[method] / (cfg.epochs * n_retain)
 
 
 t_start = time.perf_counter()
-results = {sc: run_scenario(sc) for sc in ("class", "random")}
+results = {sc: compare_methods(VARIANTS, sc, data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS)
+           for sc in ("class", "random")}
 print(f"both scenarios, {len(SEEDS)} seeds: {time.perf_counter() - t_start:.1f} s")
+n_retain = {sc: len(make_task(data, sc, forget_fraction=0.1, forget_class=FORGET_CLASS).retain_idx)
+            for sc in results}
+costs = {sc: {label: retrain_fraction(c, label, n_retain[sc]) for label in VARIANTS if label != "original"}
+         for sc, c in results.items()}
 
 # %%
-for sc, (rows, summary, reference, costs, refs) in results.items():
+for sc, c in results.items():
     title = f"class-wise: forget digit {FORGET_CLASS}" if sc == "class" else "random: forget 10 % of D"
     print(f"== {title} (mean ± 95 % CI over seeds {SEEDS}; first row: the retrain oracle) ==")
-    print(format_table(summary, reference))
+    print(c.table())
     print("cost in examples processed, as a fraction of one retraining run: "
-          + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in costs.items() if v))
+          + ", ".join(f"{k} {v.mean():.3f}" for k, v in costs[sc].items()))
     print()
 
 # %%
-for sc, (rows, summary, reference, costs, refs) in results.items():
-    shown = {k: v for k, v in summary.items() if k != "original"}
-    fig = metric_bars(shown, reference, title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
-                                               else "Random forgetting of 10 % of the training set")
+for sc, c in results.items():
+    shown = {k: v for k, v in c.summary.items() if k != "original"}
+    fig = metric_bars(shown, c.reference, title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
+                                                 else "Random forgetting of 10 % of the training set")
                       + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
     for ax in fig.axes:
         ax.set_ylabel("%")
@@ -653,16 +643,16 @@ for sc, (rows, summary, reference, costs, refs) in results.items():
 # Let us state what the numbers say, each with its assert. **Class-wise forgetting** first.
 
 # %%
-rows_c, sum_c, ref_c, cost_c, _ = results["class"]
+cls = results["class"]
+sum_c, ref_c, cost_c = cls.summary, cls.reference, costs["class"]
 gap = lambda summ, m: summ[m]["gap"]["mean"]
-per_seed = lambda rows, m, k: np.array([r[k] for r in rows if r["method"] == m])
 
 print("mean Avg. Gap: " + ", ".join(f"{m} {gap(sum_c, m):.1f}" for m in sum_c))
 # 1. Doing nothing is far from the oracle, which forgets the class completely.
 assert ref_c["UA"] > 95 and gap(sum_c, "original") > 40
 # 2. NegGrad+ is closer to the oracle than GA, on average and on every seed.
 assert gap(sum_c, "neggrad_plus") < gap(sum_c, "ga")
-assert (per_seed(rows_c, "neggrad_plus", "gap") < per_seed(rows_c, "ga", "gap")).all()
+assert (cls.per_seed("neggrad_plus", "gap") < cls.per_seed("ga", "gap")).all()
 assert gap(sum_c, "neggrad_plus") < 2
 # 3. Every method with its default settings forgets the class: mean UA of at least 90.
 assert all(sum_c[m]["UA"]["mean"] >= 90 for m in METHODS)
@@ -670,8 +660,8 @@ assert all(sum_c[m]["UA"]["mean"] >= 90 for m in METHODS)
 assert sum_c["ga"]["RA"]["mean"] < sum_c["neggrad_plus"]["RA"]["mean"] - 5
 assert sum_c["random_label"]["RA"]["mean"] < sum_c["neggrad_plus"]["RA"]["mean"] - 5
 # 5. Fine-tuning at lr 0.1 forgets digit 3 entirely on every seed; at the literature's lr 0.01 it hardly forgets.
-assert (per_seed(rows_c, "finetune", "UA") == 100).all()
-assert (per_seed(rows_c, "finetune_lr0.01", "UA") < 10).all() and gap(sum_c, "finetune_lr0.01") > 30
+assert (cls.per_seed("finetune", "UA") == 100).all()
+assert (cls.per_seed("finetune_lr0.01", "UA") < 10).all() and gap(sum_c, "finetune_lr0.01") > 30
 # 6. GA has the largest mean gap of the four, but random labels are within the seed-to-seed noise of it.
 worst = max(METHODS, key=lambda m: gap(sum_c, m))
 ci = lambda m: sum_c[m]["gap"]["ci95"]
@@ -680,7 +670,7 @@ print(f"largest mean gap among the four: {worst}; GA {gap(sum_c, 'ga'):.1f} ± {
 assert worst == "ga" and abs(gap(sum_c, "ga") - gap(sum_c, "random_label")) < ci("ga") + ci("random_label")
 ft_params = inspect.signature(REGISTRY["finetune"]).parameters
 print(f"fine-tuning at lr {ft_params['lr'].default} (peak lr of the original training: {cfg.lr}) costs "
-      f"{np.mean(cost_c['finetune']):.2f} of a retraining run: {ft_params['epochs'].default} epochs against {cfg.epochs}")
+      f"{cost_c['finetune'].mean():.2f} of a retraining run: {ft_params['epochs'].default} epochs against {cfg.epochs}")
 assert ft_params["lr"].default > cfg.lr
 
 # %% [markdown]
@@ -707,7 +697,8 @@ assert ft_params["lr"].default > cfg.lr
 # **Random forgetting of 10 %.**
 
 # %%
-rows_r, sum_r, ref_r, cost_r, refs_r = results["random"]
+rnd = results["random"]
+sum_r, ref_r = rnd.summary, rnd.reference
 print("mean Avg. Gap: " + ", ".join(f"{m} {gap(sum_r, m):.1f}" for m in sum_r))
 print(f"oracle's UA: {ref_r['UA']:.1f} %, its TA: {ref_r['TA']:.1f} %")
 # 7. Digits is easy: the oracle classifies the forget set (unseen by it) almost perfectly.
@@ -718,8 +709,8 @@ assert all(abs(gap(sum_r, m) - gap(sum_r, "original")) < 3 for m in METHODS)
 # 9. GA never reaches its target here (forget acc <= the model's test acc) and runs its whole budget.
 ga_budget = inspect.signature(REGISTRY["ga"]).parameters["epochs"].default
 n_f = round(0.1 * len(data.y_train))
-assert (per_seed(rows_r, "ga", "steps") == ga_budget * math.ceil(n_f / 32)).all()
-print(f"GA steps in random forgetting: {per_seed(rows_r, 'ga', 'steps').tolist()} "
+assert (rnd.per_seed("ga", "steps") == ga_budget * math.ceil(n_f / 32)).all()
+print(f"GA steps in random forgetting: {rnd.per_seed('ga', 'steps').tolist()} "
       f"(budget {ga_budget} epochs of {math.ceil(n_f / 32)} steps)")
 
 # %% [markdown]

@@ -150,6 +150,7 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
     Defaults: the profile's dataset, training recipe and number of seeds (seeds 0, 1, ...), the profile's device.
     Each row holds the metrics of :func:`unlearnlib.metrics.evaluate` against the same seed's oracle, the
     wall-clock ``time_s`` of the run, and ``steps`` (the unlearning steps taken, 0 for the original model).
+    Every method is checked not to have changed the original model it was given.
     """
     profile = get_profile()
     device = get_device(device)
@@ -173,6 +174,7 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
         oracle = retrained_model(task, cfg, seed=seed, device=device, progress=False)
         reference = evaluate(oracle, task)
         result.references.append(reference)
+        theta0 = {k: v.detach().clone() for k, v in m0.state_dict().items()}
         for label, (name, setup) in resolved.items():
             log: list = []
             if name is None:
@@ -186,6 +188,9 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
                 model = get_method(name)(m0, task, **kwargs)
                 _sync(device)
                 elapsed = time.perf_counter() - start
+                if any(not torch.equal(v, theta0[k]) for k, v in m0.state_dict().items()):
+                    raise RuntimeError(f"{label} ({name}) changed the original model it was given; a method must "
+                                       "work on a copy (unlearnlib.methods._loop.fresh_copy)")
             steps = log[-1]["step"] if log else 0
             result.rows.append({"method": label, "seed": seed, "steps": steps,
                                 **evaluate(model, task, reference=reference, time_s=elapsed)})
