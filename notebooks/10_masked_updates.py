@@ -57,14 +57,12 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 import unlearnlib.config
-from unlearnlib.experiment import format_table, summarise
+from unlearnlib.experiment import compare_methods
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.grads import flatten, loss_grad, trainable
 from unlearnlib.methods import MASKED_LR, get_method
 from unlearnlib.methods.masked import FeasibilityMasker, feasibility_mask
-from unlearnlib.metrics import evaluate
-from unlearnlib.plots import metric_bars
-from unlearnlib.train import TrainConfig, original_model, retrained_model
+from unlearnlib.train import TrainConfig, original_model
 
 profile = unlearnlib.config.get_profile()
 device = unlearnlib.config.get_device()
@@ -285,47 +283,42 @@ assert 0 < np.mean(kept) < 1
 BASES = ("ga", "neggrad_plus", "random_label")
 
 
-def run_seed(seed):
-    rows = []
-    t = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
-    m0_s = original_model(data, cfg, seed=seed, device=device)
-    ref = evaluate(retrained_model(t, cfg, seed=seed, device=device), t)
-    for b in BASES:
-        log, start = [], time.perf_counter()
-        model = get_method(b)(m0_s, t, seed=seed, log=log)
-        n = log[-1]["step"]
-        rows.append({"method": b, "seed": seed, "steps": n, **evaluate(model, t, ref, time.perf_counter() - start)})
-        log, kept, start = [], [], time.perf_counter()
-        model = get_method(f"masked:{b}")(m0_s, t, seed=seed, log=log, kept=kept)
-        rows.append({"method": f"masked:{b}", "seed": seed, "steps": log[-1]["step"], "kept": np.mean(kept),
-                     **evaluate(model, t, ref, time.perf_counter() - start)})
-        lr_b = inspect.signature(get_method(b)).parameters["lr"].default
-        kept, start = [], time.perf_counter()
-        model = get_method(f"masked:{b}")(m0_s, t, seed=seed, lr=lr_b, steps=n, stop_at=None, kept=kept)
-        rows.append({"method": f"masked:{b}@equal", "seed": seed, "steps": n, "kept": np.mean(kept),
-                     **evaluate(model, t, ref, time.perf_counter() - start)})
-    return rows, ref
+logs, kept_by_run = {}, {}
 
 
+def base_run(b):
+    """The base method with its defaults; its log is kept, to run the equal-steps variant after it."""
+    return (b, lambda task, seed: {"log": logs.setdefault((b, seed), [])})
+
+
+def masked_run(b, equal_steps):
+    """masked:b with its own defaults, or at the base's learning rate for exactly the base's number of steps."""
+    def setup(task, seed):
+        kw = {"kept": kept_by_run.setdefault((b, equal_steps, seed), [])}
+        if equal_steps:
+            kw.update(lr=inspect.signature(get_method(b)).parameters["lr"].default,
+                      steps=logs[b, seed][-1]["step"], stop_at=None)
+        return kw
+    return (f"masked:{b}", setup)
+
+
+VARIANTS = {}
+for b in BASES:
+    VARIANTS.update({b: base_run(b), f"masked:{b}": masked_run(b, False), f"masked:{b}@equal": masked_run(b, True)})
 t_start = time.perf_counter()
-rows, refs = [], []
-for seed in SEEDS:
-    r, ref = run_seed(seed)
-    rows += r
-    refs.append(ref)
-summary = summarise(rows)
-reference = {k: float(np.mean([r[k] for r in refs])) for k in refs[0]}
+result = compare_methods(VARIANTS, "class", data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS)
+summary, reference = result.summary, result.reference
 print(f"seeds {SEEDS}: {time.perf_counter() - t_start:.1f} s")
-print(format_table(summary, reference))
-per_seed = lambda m, k: np.array([r[k] for r in rows if r["method"] == m])
+print(result.table())
+per_seed = result.per_seed
+kept_mean = {(b, eq): np.mean([np.mean(kept_by_run[b, eq, s]) for s in SEEDS]) for b in BASES for eq in (False, True)}
 for m in summary:
-    kept_txt = f", kept {per_seed(m, 'kept').mean():.3f}" if m.startswith("masked") else ""
-    print(f"{m:28s} steps {per_seed(m, 'steps')}{kept_txt}")
+    b = m.split(":")[-1].split("@")[0]
+    kept_txt = f", kept {kept_mean[b, m.endswith('@equal')]:.3f}" if m.startswith("masked") else ""
+    print(f"{m:28s} steps {per_seed(m, 'steps').astype(int)}{kept_txt}")
 
 # %%
-fig = metric_bars(summary, reference, title=f"Class-wise forgetting of digit {FORGET_CLASS} ({len(SEEDS)} seeds; dashed: retrain)")
-for ax in fig.axes:
-    ax.set_ylabel("%")
+result.plot(title=f"Class-wise forgetting of digit {FORGET_CLASS} ({len(SEEDS)} seeds; dashed: retrain)")
 plt.show()
 
 # %% [markdown]

@@ -150,7 +150,9 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
     Defaults: the profile's dataset, training recipe and number of seeds (seeds 0, 1, ...), the profile's device.
     Each row holds the metrics of :func:`unlearnlib.metrics.evaluate` against the same seed's oracle, the
     wall-clock ``time_s`` of the run, and ``steps`` (the unlearning steps taken, 0 for the original model).
-    Every method is checked not to have changed the original model it was given.
+    Every method is checked not to have changed the original model it was given. Within a seed the variants run
+    in the order given, so a setup may use what an earlier variant of the same seed recorded (for example its
+    ``log``, to run another variant for the same number of steps).
     """
     profile = get_profile()
     device = get_device(device)
@@ -183,6 +185,7 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
                 model, elapsed = oracle, oracle.train_time_s
             else:
                 kwargs = {"seed": seed, "log": log, **setup(task, seed)}
+                log = kwargs["log"]  # a setup may pass its own list, to read the run's log later
                 _sync(device)
                 start = time.perf_counter()
                 model = get_method(name)(m0, task, **kwargs)
