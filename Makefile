@@ -56,13 +56,19 @@ notebooks: $(STAMP)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests. pytest's exit status is kept as is: 5 (nothing collected) fails the build like any other failure.
+#
+# One torch thread per process: the book's models are tiny, so a second thread buys little, and two processes
+# with two threads each on a 2-core machine oversubscribe it (OpenMP threads spin while waiting) and run several
+# times slower. The notebooks under nbval and the book build each execute every chapter; they do not depend on
+# each other, so `make test` runs them side by side (make -j2), one core each, and prints each one's output when
+# it is done. The trained models they share are cached on disk with atomic writes, so this is safe.
 test: export MPLBACKEND := Agg
 test: export UNLEARN_PROFILE ?= $(TEST_PROFILE)
+test: export OMP_NUM_THREADS ?= 1
 test: $(STAMP)
-	@echo "==> make test (UNLEARN_PROFILE=$$UNLEARN_PROFILE)"
+	@echo "==> make test (UNLEARN_PROFILE=$$UNLEARN_PROFILE, OMP_NUM_THREADS=$$OMP_NUM_THREADS)"
 	@$(call timed,unit tests,$(MAKE) --no-print-directory test-unit)
-	@$(call timed,notebooks under nbval,$(MAKE) --no-print-directory test-notebooks)
-	@$(call timed,book build,$(MAKE) --no-print-directory book)
+	@$(call timed,notebooks under nbval and the book build (side by side),$(MAKE) --no-print-directory -j2 --output-sync=target test-notebooks book)
 
 # (a) unit tests, including tests/test_notebooks_sync.py, which proves the committed .ipynb files are current.
 test-unit: export MPLBACKEND := Agg
@@ -75,7 +81,7 @@ test-unit: $(STAMP)
 test-notebooks: export MPLBACKEND := Agg
 test-notebooks: export UNLEARN_PROFILE ?= $(TEST_PROFILE)
 test-notebooks: $(STAMP)
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=600 -p no:cacheprovider notebooks/
+	@$(call timed,notebooks under nbval,$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/)
 
 # (c) the book. Always from a clean _build (an incremental build of unchanged sources passes even when it
 # should fail); -W turns warnings into errors, -n reports every unresolved reference, and
@@ -84,13 +90,14 @@ test-notebooks: $(STAMP)
 # the book would have no figures.
 book: $(STAMP)
 	rm -rf book/_build
-	env -u MPLBACKEND $(JB) build book -W -n --keep-going
+	@$(call timed,book build,env -u MPLBACKEND $(JB) build book -W -n --keep-going)
 
 # ---------------------------------------------------------------------------------------------------------------
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 bench: $(STAMP)
+	mkdir -p results
 	$(PY) -m unlearnlib.bench --dataset digits --scenario class --forget-class 3 --seeds 3 \
 		--out results/bench_class3.json
 

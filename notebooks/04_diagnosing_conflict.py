@@ -22,8 +22,10 @@
 # objective and the retain objective each have a gradient, $g_f$ and $g_r$; when the two point in "opposite"
 # directions, any step that makes progress on one loses ground on the other. This chapter builds the tools to
 # *measure* that conflict, at the level of the whole model, of each layer and of each sample, and then measures
-# it along the runs of the two baselines of chapter 02. The later chapters of Part II are different answers to
-# the question this chapter poses: how do we step along $g_f$ without paying on $D_r$?
+# it along the runs of the two baselines of chapter 02. The measurements correct the diagnosis in one important
+# way: at the start of unlearning there is no conflict to speak of; the run creates it. The later chapters of
+# Part II are different answers to the question this chapter poses: how do we step along $g_f$ without paying on
+# $D_r$ once it does?
 #
 # **What you will learn**
 #
@@ -33,9 +35,11 @@
 # - the first-order model of a loss change, $\Delta L \approx -\eta \langle \nabla L, d \rangle$, checked
 #   numerically down to its $O(\eta^2)$ error, and the definition of *conflict* it leads to;
 # - a result that surprised us: at the trained model $\theta_0$ the forget and retain gradients do **not**
-#   conflict, they are aligned, and we derive why;
-# - how the conflict appears and grows along gradient ascent and NegGrad+, in class-wise and random forgetting,
-#   overall, per layer and per sample;
+#   conflict. In class-wise forgetting they are strongly aligned, and we derive a lower bound on their cosine; in
+#   random forgetting they are weakly aligned on average, with a sign set by a competition between the training
+#   gradient and the per-sample noise that we compute exactly (and the tensors ruled by weight decay conflict);
+# - how the conflict is *created* by gradient ascent and NegGrad+, in class-wise and random forgetting, overall,
+#   per layer and per sample, and which retain samples it hits;
 # - a map of how the methods of chapters 05–10 manage the conflict.
 
 # %%
@@ -47,24 +51,29 @@ if "google.colab" in sys.modules:  # only in Colab: install the book's library
 
 # %%
 import copy
+import inspect
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import stats
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, vjp, vmap
 
 import unlearnlib.config
 from unlearnlib import UnlearnError
 from unlearnlib.data import load_dataset, make_task
+from unlearnlib.diagnostics import (ConflictTracker, blockwise_cosines, conflict_by_class, forget_retain_grads,
+                                    layer_index, loss_change, neg_ce, sample_cosines)
+from unlearnlib.experiment import compare_methods
 from unlearnlib.grads import (conflict_rate, cosine, flatten, flatten_batched, layer_cosines, loss_grad,
                               per_sample_grads, per_sample_grads_loop, trainable)
-from unlearnlib.methods import ga, neggrad_plus
-from unlearnlib.metrics import accuracy
+from unlearnlib.methods import ga
+from unlearnlib.methods._loop import run_unlearning
 from unlearnlib.models import count_parameters, make_model
-from unlearnlib.plots import curves, histograms
+from unlearnlib.plots import histograms
 from unlearnlib.train import TrainConfig, original_model
 
 profile = unlearnlib.config.get_profile()
@@ -270,3 +279,986 @@ try:
     raise AssertionError("train-mode BatchNorm should have been refused")
 except UnlearnError as err:
     print("unlearnlib:", err)
+
+# %% [markdown]
+# ## 4.2 The first-order model of a loss change
+#
+# ### The derivation
+#
+# Take a loss $L(\theta)$, a direction $d$ and the step $\theta^+ = \theta - \eta d$ of the descent convention
+# ({eq}`eq-02-descent-step`). Along the segment put $\varphi(s) = L(\theta - s d)$ for $0 \le s \le \eta$, so that
+# $\varphi'(s) = -\langle \nabla L(\theta - s d), d\rangle$ and $\varphi''(s) = d^\top \nabla^2 L(\theta - s d)\, d$.
+# If $L$ is twice continuously differentiable on the segment, Taylor's theorem with the Lagrange form of the
+# remainder gives, for some $\xi \in (0, 1)$,
+#
+# $$
+# L(\theta - \eta d) = L(\theta) - \eta \langle \nabla L(\theta), d \rangle
+#   + \frac{\eta^2}{2}\, d^\top \nabla^2 L(\theta - \xi \eta d)\, d .
+# $$ (eq-04-taylor)
+#
+# So the change of the loss is, to first order,
+#
+# $$
+# \Delta L = L(\theta - \eta d) - L(\theta) \approx -\eta \langle \nabla L(\theta), d\rangle, \qquad
+# \big|\Delta L + \eta \langle \nabla L(\theta), d\rangle\big| \le \frac{\eta^2}{2} \max_{0 \le s \le \eta}
+#   \big|d^\top \nabla^2 L(\theta - s d)\, d\big| .
+# $$ (eq-04-first-order)
+#
+# The error of the linear prediction is $O(\eta^2)$: halving the step divides it by four, so on a log-log plot of
+# the error against $\eta$ it is a line of slope 2, and the ratio error$/\eta^2$ tends to
+# $\tfrac12 d^\top \nabla^2 L(\theta)\, d$ as $\eta \to 0$.
+#
+# **ReLU kinks.** Our networks are not twice differentiable everywhere: a ReLU has a kink at zero. Along the
+# segment, the pre-activation $a_j(s)$ of one unit for one sample may change sign at some $s_j$; there $\varphi'$
+# jumps by some amount $J_j$, and $\varphi$ is smooth only between consecutive crossings. One crossing at
+# $s_1 < \eta$ adds $J_1 (\eta - s_1)$ to the remainder: an error that grows *linearly* in $\eta$, a first-order
+# effect that {eq}`eq-04-taylor` does not cover. So {eq}`eq-04-first-order` holds as stated only for steps shorter
+# than the first crossing, and a loss with a single kink near $\theta$ would show an error of slope 1 beyond it.
+# A loss over a whole data set, however, has millions of pre-activations (one per unit and per sample), and their
+# crossings are dense. To first order $a_j(s) \approx a_j - s\,\dot a_j$ crosses zero at $s_j = a_j / \dot a_j$;
+# if these crossing points have a density $\kappa$ near $s = 0$, a step of length $\eta$ crosses about $\kappa\eta$ of
+# them, and with $\bar J$ the mean jump their total contribution
+# $\sum_{s_j < \eta} J_j(\eta - s_j) \approx \kappa\eta \cdot \bar J \cdot \eta/2$ is again quadratic in $\eta$: in
+# aggregate the kinks act like extra curvature. Both predictions can be checked:
+# below the first crossing the error must equal $\tfrac12\eta^2 d^\top\nabla^2 L\, d$, and where crossings
+# accumulate their number must grow with slope 1 while the error keeps slope 2.
+#
+# ### From scratch
+#
+# The measured change needs the loss at displaced parameters without touching the model, which is again a job for
+# `functional_call`; the predicted change needs one gradient. The direction $d$ is a flat vector in
+# `named_parameters()` order (chapter 02's `flatten`).
+
+# %%
+def split_like(d, params):
+    """A flat vector as a dict of tensors shaped like `params` (the inverse of chapter 02's `flatten`)."""
+    pieces = d.split([p.numel() for p in params.values()])
+    return {n: piece.view_as(p) for (n, p), piece in zip(params.items(), pieces)}
+
+
+def my_loss_change(model, x, y, d, etas, loss_fn=F.cross_entropy):
+    """(measured, predicted): L(θ - η d) - L(θ) and -η <∇L(θ), d> for each η, without changing the model."""
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    pieces = split_like(d, params)
+
+    def loss_at(p):
+        return loss_fn(functional_call(model, p, (x,)), y)
+
+    slope = sum((gn * pieces[n]).sum() for n, gn in grad(loss_at)(params).items())      # <∇L(θ), d>
+    base = loss_at(params)
+    measured = torch.stack([loss_at({n: p - eta * pieces[n] for n, p in params.items()}) - base for eta in etas])
+    return measured.detach(), (-torch.as_tensor(etas, dtype=d.dtype) * slope).detach()
+
+# %% [markdown]
+# We do this check in float64: the float32 rounding of a loss of order $10^{-2}$ is about $10^{-9}$, far above
+# the errors we want to see at small $\eta$. A float64 copy of $\theta_0$ is the same network, evaluated more
+# precisely. We take two unit directions: the GA direction $g_f/\lVert g_f\rVert$ (defined at the end of this
+# section), and a random
+# one, and evaluate the retain loss $L_r$ over all of $D_r$. Our function and the library's
+# `unlearnlib.diagnostics.loss_change` must agree to float64 rounding; the check is not vacuous, because at the
+# larger steps the measured and predicted changes differ by far more than that tolerance.
+
+# %%
+m64 = copy.deepcopy(m0).double().eval()
+xr64, yr = task.x_retain.double(), task.y_retain
+xf64, yf = task.x_forget.double(), task.y_forget
+unit = lambda v: v / v.norm()
+g_f64 = loss_grad(m64, xf64, yf, neg_ce)                    # g_f = ∇(−CE_f), defined below
+directions = {"GA direction": unit(g_f64),
+              "random direction": unit(torch.randn(P, generator=torch.Generator().manual_seed(0), dtype=torch.float64))}
+ETAS = torch.logspace(-6, -1, 11, dtype=torch.float64)
+
+ours_m, ours_p = my_loss_change(m64, xr64, yr, directions["GA direction"], ETAS)
+lib_m, lib_p = loss_change(m64, xr64, yr, directions["GA direction"], ETAS)
+assert torch.allclose(ours_m, lib_m, rtol=1e-9, atol=1e-15) and torch.allclose(ours_p, lib_p, rtol=1e-9, atol=1e-15)
+assert (ours_m - ours_p).abs().max() > 1e6 * (ours_m - lib_m).abs().max()
+print(f"ours = library (largest difference {(ours_m - lib_m).abs().max():.1e}); the linear prediction misses by up to "
+      f"{(ours_m - ours_p).abs().max():.1e}")
+
+# %% [markdown]
+# For each direction and step we record the error of the linear prediction, the number of ReLU pre-activations
+# (over all units and all retain samples) whose sign differs between $\theta$ and $\theta - \eta d$, and, at
+# $\theta$, the curvature $d^\top \nabla^2 L_r\, d$, computed exactly with one Hessian-vector product (`vjp` of
+# `grad`: reverse-mode differentiation of the gradient, as chapter 09 will do for LUR).
+
+# %%
+def relu_inputs(model, params, x):
+    """Every pre-activation that enters a ReLU, for every sample, as one flat vector."""
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].reshape(-1)))
+             for m in model.modules() if isinstance(m, nn.ReLU)]
+    try:
+        functional_call(model, params, (x,))
+    finally:
+        for h in hooks:
+            h.remove()
+    return torch.cat(seen)
+
+
+def curvature(model, x, y, d):
+    """d^T ∇²L(θ) d with one Hessian-vector product: the vjp of the gradient (H is symmetric: d^T H = (H d)^T)."""
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    pieces = split_like(d, params)
+    f = lambda p: F.cross_entropy(functional_call(model, p, (x,)), y)
+    _, vjp_fn = vjp(grad(f), params)
+    hd = vjp_fn(pieces)[0]
+    return sum((hd[n] * pieces[n]).sum() for n in params).item()
+
+
+params64 = {n: p.detach() for n, p in m64.named_parameters()}
+signs0 = relu_inputs(m64, params64, xr64) > 0
+taylor = {}
+for name, d in directions.items():
+    measured, predicted = loss_change(m64, xr64, yr, d, ETAS)
+    pieces = split_like(d, params64)
+    crossings = np.array([int(((relu_inputs(m64, {n: p - eta * pieces[n] for n, p in params64.items()}, xr64) > 0)
+                               != signs0).sum()) for eta in ETAS])
+    taylor[name] = {"measured": measured.numpy(), "predicted": predicted.numpy(),
+                    "error": (measured - predicted).numpy(), "crossings": crossings, "dHd": curvature(m64, xr64, yr, d)}
+print(f"{signs0.numel():,d} ReLU pre-activations over the {len(yr)} retain samples")
+for name, tr in taylor.items():
+    print(f"== {name}: d^T H d = {tr['dHd']:.3e}")
+    for eta, m_, p_, e_, c_ in zip(ETAS.numpy(), tr["measured"], tr["predicted"], tr["error"], tr["crossings"]):
+        print(f"  eta {eta:.1e}: measured {m_:+.4e}, predicted {p_:+.4e}, error {e_:+.2e} "
+              f"(relative {abs(e_ / p_):.1e}), ReLU sign changes {c_:,d}")
+
+# %%
+SMALL = ETAS.numpy() <= 1e-3                 # the range of the slope fit
+log_eta = np.log(ETAS.numpy())
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+for k, (name, tr) in enumerate(taylor.items()):
+    err = np.abs(tr["error"])
+    slope = np.polyfit(log_eta[SMALL], np.log(err[SMALL]), 1)[0]
+    tr["slope"] = slope
+    axes[0].loglog(ETAS, err, "o-", color=f"C{k}", label=f"{name} (fitted slope {slope:.2f} for η ≤ 1e-3)")
+    axes[0].loglog(ETAS, 0.5 * abs(tr["dHd"]) * ETAS**2, ":", color=f"C{k}", label=r"$\frac{1}{2}\eta^2 |d^\top H d|$")
+    many = tr["crossings"] >= 10
+    tr["crossing_slope"] = np.polyfit(log_eta[many & SMALL], np.log(tr["crossings"][many & SMALL]), 1)[0]
+    axes[1].loglog(ETAS[tr["crossings"] > 0], tr["crossings"][tr["crossings"] > 0], "o-", color=f"C{k}",
+                   label=f"{name} (slope {tr['crossing_slope']:.2f} where ≥ 10, η ≤ 1e-3)")
+axes[0].set_xlabel(r"step $\eta$ (unit direction)")
+axes[0].set_ylabel(r"$|\Delta L_r + \eta\langle\nabla L_r, d\rangle|$")
+axes[0].set_title("Error of the linear prediction")
+axes[0].legend(fontsize=8)
+axes[1].set_xlabel(r"step $\eta$")
+axes[1].set_ylabel("ReLU pre-activations that changed sign")
+axes[1].set_title("Kinks crossed by the step")
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %%
+for name, tr in taylor.items():
+    ratio = tr["error"][0] / (0.5 * ETAS[0].item() ** 2 * tr["dHd"])
+    print(f"{name}: slope {tr['slope']:.3f}; at eta = {ETAS[0]:.0e}: {tr['crossings'][0]} crossings, "
+          f"error / (eta^2 d^T H d / 2) = {ratio:.4f}; crossings grow with slope {tr['crossing_slope']:.2f}")
+    assert 1.8 < tr["slope"] < 2.2, "the error of the linear prediction is O(eta^2)"
+    assert tr["crossings"][0] == 0 and abs(ratio - 1) < 0.01, "below the first kink, the error is the Taylor remainder"
+    assert 0.75 < tr["crossing_slope"] < 1.3, "the number of kinks crossed grows in proportion to eta"
+    assert tr["crossings"][SMALL][-1] >= 50, "... and at the end of the fitted range the step crosses many of them"
+    assert (tr["crossings"][ETAS.numpy() < 5e-6] == 0).all() and tr["crossings"][ETAS.numpy() > 3e-5][0] > 0, \
+        "the first kinks are crossed between eta = 5e-6 and 3e-5"
+ga_dir = taylor["GA direction"]
+assert ga_dir["measured"][-1] > 0 > ga_dir["predicted"][-1], "at the largest step the prediction has the wrong sign"
+
+# %% [markdown]
+# The error is quadratic in the step over the whole range we fit, three decades wide, with a fitted slope close to
+# 2 for both directions. At the smallest step no ReLU changes sign, and the error is the Taylor remainder
+# $\tfrac12\eta^2 d^\top\nabla^2L_r\,d$ computed from the exact Hessian-vector product, to better than 1 %. Beyond
+# $\eta \approx 10^{-5}$ the steps start crossing kinks, dozens to hundreds of them by $\eta = 10^{-3}$, and their number
+# grows about in proportion to $\eta$, as the density argument predicts; the error keeps its slope 2. For the
+# largest steps the linear model fails completely (at $\eta = 0.1$ along the GA direction the predicted change does
+# not even have the right sign): first-order reasoning is about *small* steps, and a learning rate is "small" only
+# relative to the curvature along the direction taken.
+#
+# ### What conflict means for one step of gradient ascent
+#
+# We keep the convention of chapter 02: the forget objective is *minimised*, $L_f = -\mathrm{CE}_f$, its gradient
+# is $g_f = \nabla L_f = -\nabla \mathrm{CE}_f$, and the retain loss $L_r$ has the gradient $g_r = \nabla L_r$. A
+# GA step takes $d = g_f$. Put it into {eq}`eq-04-first-order` for both losses:
+#
+# $$
+# \Delta L_f \approx -\eta\, \lVert g_f \rVert^2 \le 0, \qquad \Delta L_r \approx -\eta\, \langle g_r, g_f \rangle .
+# $$ (eq-04-ga-step)
+#
+# The first is never positive: a small enough GA step always makes progress on its own objective. The second has
+# the sign of $-\langle g_f, g_r\rangle$. We say that the two gradients **conflict** when
+#
+# $$
+# \langle g_f, g_r \rangle < 0 \quad\Longleftrightarrow\quad \cos(g_f, g_r) = \frac{\langle g_f, g_r\rangle}{\lVert g_f\rVert\,\lVert g_r\rVert} < 0 ,
+# $$ (eq-04-conflict)
+#
+# and that they are *aligned* when the inner product is positive: then a GA step lowers the retain loss too. The
+# cosine has the sign of the inner product and does not depend on the scale of either gradient, which is why we
+# track it. The same reasoning holds sample by sample, $\Delta\ell_i \approx -\eta \langle g_r^{(i)}, d\rangle$: a
+# retain sample $i$ conflicts with the step when $\cos(g_f, g_r^{(i)}) < 0$. Since
+# $\langle g_f, g_r\rangle = \frac1B\sum_i \langle g_f, g_r^{(i)}\rangle$ ({eq}`eq-04-mean-of-per-sample`), a batch
+# can be aligned on average while many of its samples conflict (§4.4). A warning about signs: written with the
+# *ascended* loss $\mathrm{CE}_f$, conflict reads $\langle \nabla \mathrm{CE}_f, g_r\rangle > 0$. Every chapter of
+# Part II uses {eq}`eq-04-conflict`, in the descent convention.
+#
+# The library's GA does not step along $g_f$ alone: SGD adds weight decay, and the first step of
+# {eq}`eq-02-sgd-momentum` (momentum has nothing to accumulate yet) is $\theta_1 = \theta_0 - \eta\,(g_f + \lambda\theta_0)$.
+# The predicted change of the retain loss then has a conflict term and a weight-decay term,
+# $\Delta L_r \approx -\eta\langle g_r, g_f\rangle - \eta\lambda\langle g_r, \theta_0\rangle$. We check this on the
+# library's first GA step, at its default learning rate, with the whole forget set as the batch (so the step uses
+# exactly the $g_f$ of {eq}`eq-04-ga-step`), for both scenarios and every seed. First we check that the library's
+# step is the one we wrote down; then we compare the predicted and the measured change of $L_r$ over all of $D_r$,
+# in float64.
+
+# %%
+LR_GA = inspect.signature(ga).parameters["lr"].default
+WD = inspect.signature(run_unlearning).parameters["weight_decay"].default
+M0 = {s: original_model(data, cfg, seed=s, device=device) for s in SEEDS}
+TASKS = {(sc, s): make_task(data, sc, forget_fraction=0.1, forget_class=FORGET_CLASS, seed=s)
+         for sc in ("class", "random") for s in SEEDS}
+one_step = []
+for (sc, s), t in TASKS.items():
+    lib_step = ga(M0[s], t, steps=1, batch_size=len(t.forget_idx), stop_at=None, seed=s)
+    theta0 = flatten([p.detach() for p in M0[s].parameters()])
+    g_f = loss_grad(M0[s], t.x_forget, t.y_forget, neg_ce)
+    ours_theta1 = theta0 - LR_GA * (g_f + WD * theta0)
+    lib_theta1 = flatten([p.detach() for p in lib_step.parameters()])
+    assert (lib_theta1 - ours_theta1).abs().max() < 0.02 * (lib_theta1 - theta0).abs().max()
+    m64_s = copy.deepcopy(M0[s]).double().eval()
+    x_f, x_r = t.x_forget.double(), t.x_retain.double()
+    gf, gr = loss_grad(m64_s, x_f, t.y_forget, neg_ce), loss_grad(m64_s, x_r, t.y_retain)
+    th = theta0.double()
+    measured, predicted = loss_change(m64_s, x_r, t.y_retain, gf + WD * th, [LR_GA])
+    one_step.append({"scenario": sc, "seed": s, "conflict_term": -LR_GA * gf.dot(gr).item(),
+                     "decay_term": -LR_GA * WD * th.dot(gr).item(), "predicted": predicted.item(),
+                     "measured": measured.item(), "cos": cosine(gf, gr).item()})
+print(f"one library GA step at lr {LR_GA:g} (weight decay {WD:g}), the whole D_f as the batch; "
+      "changes of L_r over D_r:")
+print(f"{'scenario':9s}{'seed':>5s}{'cos(g_f,g_r)':>14s}{'-η<g_r,g_f>':>14s}{'-ηλ<g_r,θ0>':>14s}{'predicted':>12s}"
+      f"{'measured':>12s}{'rel. error':>12s}")
+for r in one_step:
+    r["rel_error"] = abs(r["measured"] - r["predicted"]) / abs(r["predicted"])
+    print(f"{r['scenario']:9s}{r['seed']:5d}{r['cos']:+14.3f}{r['conflict_term']:+14.2e}{r['decay_term']:+14.2e}"
+          f"{r['predicted']:+12.3e}{r['measured']:+12.3e}{r['rel_error']:12.1e}")
+for r in one_step:
+    scale = abs(r["conflict_term"]) + abs(r["decay_term"])          # the size of the first-order terms
+    assert abs(r["measured"] - r["predicted"]) < 0.02 * scale, "the first-order prediction is accurate"
+    assert np.sign(r["measured"]) == np.sign(r["predicted"])
+    assert r["decay_term"] > 0, "shrinking the weights raises the retain loss"
+    if r["scenario"] == "class":
+        assert r["rel_error"] < 0.01 and abs(r["decay_term"]) < 0.05 * abs(r["conflict_term"])
+        assert r["measured"] < 0, "class-wise: GA's first step LOWERS the retain loss"
+share = lambda r: abs(r["decay_term"]) / abs(r["conflict_term"])
+for s in SEEDS:
+    rnd, cls = [next(r for r in one_step if r["scenario"] == sc and r["seed"] == s) for sc in ("random", "class")]
+    assert rnd["measured"] < 0 and abs(rnd["measured"]) < abs(cls["measured"]) / 10, "random: lower too, by far less"
+    assert share(rnd) > share(cls), "weight decay's share of the change is larger in random forgetting"
+
+# %% [markdown]
+# At GA's learning rate the linear prediction is accurate to about 0.1 % of the change, except on one random seed,
+# where the gradient term and the weight-decay term nearly cancel and the small remainder is a few percent of what
+# is left. The weight-decay term is positive everywhere (shrinking the weights of a well-fit network lowers its
+# confidence and so raises its loss); in class-wise forgetting it is about 1 % of the gradient term, in random
+# forgetting, where the gradient term is small, a much larger share of it. And the table holds the surprise of this
+# chapter:
+# in class-wise forgetting the first GA step **lowers** the retain loss on every seed, because
+# $\cos(g_f, g_r) > 0$ there; in random forgetting it lowers it too, by more than ten times less. At $\theta_0$ the
+# gradients that Part II is about do not conflict. §4.3 measures this carefully and explains it.
+#
+# ## 4.3 Conflict at $\theta_0$ and along the runs
+#
+# ### What we measure
+#
+# Throughout, $g_f$ is the gradient of $L_f = -\mathrm{CE}_f$ over the **whole** forget set and $g_r$ the gradient
+# of the retain loss. Computing $g_r$ over all of $D_r$ at every step of a run would cost more than the run, so the
+# library's `ConflictTracker` (below) uses a fixed *probe*: 256 retain samples drawn once, the same at every
+# record. At $\theta_0$ we compute both: the probe's cosine, and the cosine with the gradient of the whole retain
+# set, which we write $h_r = \nabla L_r$ (over $D_r$) to tell it apart. First, the tracker's number must be the
+# cosine we would compute by hand on its probe.
+
+# %%
+PROBE = 256
+at_theta0 = []
+for (sc, s), t in TASKS.items():
+    tracker = ConflictTracker(t, probe_size=PROBE)
+    tracker.record(M0[s], step=0)
+    g_f, g_r_probe = forget_retain_grads(M0[s], t.x_forget, t.y_forget, tracker.x_probe, tracker.y_probe)
+    direct = cosine(g_f, g_r_probe).item()
+    assert abs(tracker.cos[0] - direct) < 1e-5 and tracker.steps[0] == 0
+    at_theta0.append({"scenario": sc, "seed": s, "probe": tracker.cos[0],
+                      "full": cosine(g_f, loss_grad(M0[s], t.x_retain, t.y_retain)).item()})
+print(f"cos(g_f, g_r) at θ0: g_f over all of D_f; g_r over the tracker's probe of {PROBE} / over all of D_r")
+for r in at_theta0:
+    print(f"  {r['scenario']:6s} seed {r['seed']}: probe {r['probe']:+.3f}, all of D_r {r['full']:+.3f}")
+cos0 = {(r["scenario"], r["seed"]): r for r in at_theta0}
+assert all(cos0["class", s]["full"] > 0.8 and cos0["class", s]["probe"] > 0 for s in SEEDS), "class-wise: aligned"
+assert all(cos0["random", s]["full"] > 0 for s in SEEDS), "random: aligned too, on our seeds"
+assert max(cos0["random", s]["full"] for s in SEEDS) < min(cos0["class", s]["full"] for s in SEEDS), "... but less"
+
+# %% [markdown]
+# At $\theta_0$ **there is no conflict**. In class-wise forgetting the forget and retain gradients are strongly
+# aligned, with a cosine near 0.9 against the whole retain set, and positive against the probe. In random
+# forgetting the cosine with the whole retain set is positive on our seeds too, but smaller and more variable; we
+# will see that the probe's value is then mostly sampling noise. The intuition of chapter 02, "the step that
+# removes $D_f$ damages $D_r$", is therefore wrong at the start of the run. Why?
+#
+# ### Why the gradients are aligned at $\theta_0$: the derivation
+#
+# **A balance identity.** Let $N$, $n_f$, $n_r$ be the sizes of $D$, $D_f$, $D_r$ ($N = n_f + n_r$), let
+# $h_f = \nabla\mathrm{CE}_f$ and $h_r = \nabla L_r$ be the mean cross-entropy gradients of the forget and retain
+# sets, and $m = \nabla L_D$ the mean gradient of the whole training set, all at $\theta_0$. Since $D_f$ and $D_r$
+# partition $D$, by {eq}`eq-04-mean-of-per-sample`,
+#
+# $$
+# n_f h_f + n_r h_r = N m \quad\Longrightarrow\quad h_r = \frac{n_f}{n_r}\, g_f + \frac{N}{n_r}\, m
+# \qquad (g_f = -h_f).
+# $$ (eq-04-balance)
+#
+# The retain gradient is the GA direction, scaled by $n_f/n_r$, plus a multiple of the training gradient. This is
+# exact, for any parameters and any split. It says that, up to the residual $m$, the retain set pulls the weights
+# exactly where the forget set has been holding them back: at the end of training the mean gradients of the
+# subsets balance like the forces of a tug of war, and GA, which *reverses* the forget set's pull, moves the
+# weights the way the retain set was pulling anyway.
+#
+# **Class-wise forgetting: a lower bound on the cosine.** Write {eq}`eq-04-balance` as $h_r = u + v$ with
+# $u = (n_f/n_r) g_f$ and $v = (N/n_r) m$. Every vector within distance $\lVert v\rVert$ of $u$ makes an angle of at
+# most $\arcsin(\lVert v\rVert/\lVert u\rVert)$ with $u$, so
+#
+# $$
+# \cos(g_f, h_r) \ge \sqrt{1 - r^2}, \qquad r = \frac{\lVert v\rVert}{\lVert u\rVert}
+#   = \frac{N\,\lVert \nabla L_D(\theta_0)\rVert}{n_f\, \lVert \nabla \mathrm{CE}_f(\theta_0)\rVert}, \qquad \text{when } r < 1 .
+# $$ (eq-04-bound)
+#
+# The gradients are aligned whenever the whole training set's gradient, weighted by $N$, is smaller than the forget
+# set's, weighted by $n_f$. At a well-fit model both are small in absolute terms (the loss is near zero, and the
+# cross-entropy gradient of a confident sample, $p - e_y$ at the logits, nearly vanishes), but they are small in
+# different ways. $n_f h_f$ is the coherent pull of one whole class: every image of digit 3 pushes the same head
+# row and the same features. $N m$ is the *sum* of ten such pulls, which the end of training has balanced against
+# each other. What is left of $m$ is set by the weight-decay equilibrium of training, which minimised
+# $L_D + \frac\lambda2\lVert\theta\rVert^2$: at a stationary point of that objective $m = -\lambda\theta_0$, not 0.
+# Our networks only partly admit such a point. A convolution followed by GroupNorm is scale invariant,
+# $L(\alpha w) = L(w)$ for $\alpha > 0$, and differentiating in $\alpha$ at $\alpha = 1$ gives
+#
+# $$
+# \langle \nabla_w L, w\rangle = 0 ,
+# $$ (eq-04-scale-invariance)
+#
+# so for those weights $m_w = -\lambda w$ is impossible (their norm is set by a balance between gradient noise and
+# decay, not by a stationary point). For the tensors whose scale matters (the affine parameters of the last
+# GroupNorm and the head) the equilibrium $m \approx -\lambda\theta_0$ should hold. We check all of this on the
+# per-sample gradients of the whole training set at $\theta_0$.
+#
+# **Random forgetting: an exact expectation.** Now $D_f$ is a uniformly random subset of $n_f$ of the $N$ training
+# samples. With $\sigma^2 = \frac1N\sum_{i\in D}\lVert \nabla\ell_i - m\rVert^2$ the per-sample variance of the
+# gradient, sampling without replacement gives $\mathbb E\, h_f = m$ and
+# $\mathbb E\lVert h_f - m\rVert^2 = \frac{\sigma^2}{n_f}\frac{N-n_f}{N-1}$. Inserting {eq}`eq-04-balance`,
+# $\langle g_f, h_r\rangle = -\langle h_f, h_r\rangle = \big(n_f\lVert h_f\rVert^2 - N\langle h_f, m\rangle\big)/n_r$, and taking
+# the expectation,
+#
+# $$
+# \mathbb E\,\langle g_f, h_r\rangle = \frac{\sigma^2}{N-1} - \lVert m\rVert^2
+#   = \lVert m\rVert^2\Big(\frac1\rho - 1\Big), \qquad \rho = \frac{(N-1)\,\lVert m\rVert^2}{\sigma^2} .
+# $$ (eq-04-random-expectation)
+#
+# Mind the signs and the dependence. Had $D_f$ and $D_r$ been *independent* samples of the data distribution, we
+# would get $\mathbb E\langle g_f, h_r\rangle = -\langle \mathbb E h_f, \mathbb E h_r\rangle = -\lVert m\rVert^2 \le 0$: conflict on
+# average, because the same mean gradient appears in both with opposite signs. But the two sets partition one finite
+# $D$: when the forget set happens to have a gradient $m + e$, the retain set has $m - \frac{n_f}{n_r}e$, and this
+# negative correlation of the noise, flipped by $g_f = -h_f$, adds $+\sigma^2/(N-1)$. So the sign is a competition
+# between the training gradient and the per-sample noise: aligned on average when $\rho < 1$, in conflict when
+# $\rho > 1$. Inner products add up over parameter tensors, so {eq}`eq-04-random-expectation` holds tensor by
+# tensor too, with its own $\rho_l$.
+#
+# ### The derivation, checked
+#
+# We compute the per-sample gradients of all $N$ training samples at $\theta_0$ for every seed (§4.1's `vmap`), and
+# from them $m$, $\sigma^2$, $h_f$, $h_r$. For random forgetting we estimate the expectation of
+# {eq}`eq-04-random-expectation` by Monte Carlo over 300 random forget sets of the same size, one matrix product
+# for all of them.
+
+# %%
+N_TRAIN = len(data.y_train)
+LAYERS, LAYER_IDX = layer_index(m0)
+SCALE_FREE = [n for n, mod in m0.named_modules() if isinstance(mod, nn.Conv2d)]   # conv followed by GroupNorm
+SCALE_FREE = [f"{n}.weight" for n in SCALE_FREE]
+N_MC = 300
+derivation = {}
+for s in SEEDS:
+    G = flatten_batched(per_sample_grads(M0[s], data.x_train, data.y_train, chunk_size=512))     # [N, P]
+    m = G.mean(0)
+    sigma2 = (G - m).pow(2).sum(1).mean().item()
+    theta0 = flatten([p.detach() for p in M0[s].parameters()])
+    d = {"G": G, "m": m, "sigma2": sigma2, "rho": (N_TRAIN - 1) * m.pow(2).sum().item() / sigma2,
+              "cos_m_theta": blockwise_cosines(m, theta0, LAYER_IDX, len(LAYERS)).numpy(),
+         "m_over_decay": (torch.zeros(len(LAYERS)).index_add(0, LAYER_IDX, m * m).sqrt()
+                          / torch.zeros(len(LAYERS)).index_add(0, LAYER_IDX, (WD * theta0) ** 2).sqrt()).numpy()}
+    # class-wise: the identity and the bound
+    t = TASKS["class", s]
+    g_f = loss_grad(M0[s], t.x_forget, t.y_forget, neg_ce)
+    h_r = G[t.retain_idx].mean(0)
+    n_f, n_r = len(t.forget_idx), len(t.retain_idx)
+    assert torch.allclose(G[t.forget_idx].mean(0), -g_f, atol=1e-6)
+    assert torch.allclose(h_r, (n_f * g_f + N_TRAIN * m) / n_r, atol=1e-6)                      # (eq-04-balance)
+    d["r"] = (N_TRAIN * m.norm() / (n_f * g_f.norm())).item()
+    d["cos_class"] = cosine(g_f, h_r).item()
+    # random: Monte Carlo over forget sets drawn like make_task draws them
+    n_fr = len(TASKS["random", s].forget_idx)
+    gen = torch.Generator().manual_seed(1000 + s)
+    W = torch.zeros(N_MC, N_TRAIN)
+    W.scatter_(1, torch.argsort(torch.rand(N_MC, N_TRAIN, generator=gen), dim=1)[:, :n_fr], 1.0)
+    H_f = W @ G / n_fr                                                   # [N_MC, P], one forget set per row
+    H_r = (N_TRAIN * m - n_fr * H_f) / (N_TRAIN - n_fr)
+    inner = -(H_f * H_r).sum(1)                                          # <g_f, h_r> for each forget set
+    d["mc_mean"], d["mc_se"] = inner.mean().item(), (inner.std() / N_MC**0.5).item()
+    d["mc_aligned"] = (inner > 0).float().mean().item()
+    d["formula"] = sigma2 / (N_TRAIN - 1) - m.pow(2).sum().item()
+    # per tensor, for the seed's actual random task
+    tr_ = TASKS["random", s]
+    g_fr = loss_grad(M0[s], tr_.x_forget, tr_.y_forget, neg_ce)
+    d["cos_layers_random"] = blockwise_cosines(g_fr, G[tr_.retain_idx].mean(0), LAYER_IDX, len(LAYERS)).numpy()
+    sq = torch.zeros(len(LAYERS)).index_add(0, LAYER_IDX, m * m)
+    var = torch.zeros(len(LAYERS)).index_add(0, LAYER_IDX, ((G - m) ** 2).mean(0))
+    d["rho_layers"] = ((N_TRAIN - 1) * sq / var).numpy()
+    derivation[s] = d
+    print(f"seed {s}: class-wise r = {d['r']:.2f}, bound sqrt(1 - r^2) = {np.sqrt(1 - d['r']**2):.3f} <= "
+          f"cos(g_f, h_r) = {d['cos_class']:.3f} | random: rho = {d['rho']:.2f}; E<g_f, h_r> by "
+          f"(eq-04-random-expectation) {d['formula']:.3e}, by Monte Carlo {d['mc_mean']:.3e} ± {d['mc_se']:.1e}; "
+          f"aligned in {100 * d['mc_aligned']:.0f} % of {N_MC} random forget sets")
+
+# %%
+print("per parameter tensor, for each seed: cos(m, θ0); |m| / |λ θ0|; rho_l; cos(g_f, h_r) in random forgetting")
+print(f"{'tensor':19s}{'cos(m, θ0)':>24s}{'|m| / |λθ0|':>20s}{'rho_l':>21s}{'cos_l, random':>23s}")
+for j, name in enumerate(LAYERS):
+    cell = lambda key, fmt: " ".join(format(derivation[s][key][j], fmt) for s in SEEDS)
+    print(f"{name:19s}  {cell('cos_m_theta', '+7.4f')}  {cell('m_over_decay', '5.2f')}  {cell('rho_layers', '6.2f')}  "
+          f"{cell('cos_layers_random', '+6.2f')}")
+
+# %%
+WD_TENSORS = {"features.7.weight", "features.7.bias", "head.weight"}   # the last GroupNorm's affine, the head's weight
+for s, d in derivation.items():
+    bound = np.sqrt(1 - d["r"] ** 2)
+    assert 0.3 < d["r"] < 0.7 and bound > 0.8, "r is about one half, so the bound guarantees a cosine above 0.8"
+    assert bound <= d["cos_class"] < bound + 0.1, "(eq-04-bound) holds, and the measured cosine is close to it"
+    assert abs(d["mc_mean"] - d["formula"]) < 3 * d["mc_se"], "(eq-04-random-expectation) matches the Monte Carlo"
+    assert 0.3 < d["rho"] < 0.7 and d["formula"] > 0, "rho is about one half: aligned on average in random forgetting"
+    assert d["mc_aligned"] > 0.7, "... on most random forget sets"
+    assert {LAYERS[j] for j in np.nonzero(d["rho_layers"] > 2)[0]} == WD_TENSORS
+    assert (np.delete(d["rho_layers"], [LAYERS.index(n) for n in WD_TENSORS]) < 1).all()
+    j_free = [LAYERS.index(n) for n in SCALE_FREE]
+    j_wd = [LAYERS.index(n) for n in WD_TENSORS]
+    assert np.abs(d["cos_m_theta"][j_free]).max() < 1e-3, "(eq-04-scale-invariance): m is orthogonal to conv weights"
+    assert d["cos_m_theta"][j_wd].max() < -0.8, "where scale matters, m points nearly along -θ0 ..."
+    assert (1 / 3 < d["m_over_decay"][j_wd]).all() and (d["m_over_decay"][j_wd] < 3).all(), "... with |m| ~ |λ θ0|"
+rho_l = np.stack([derivation[s]["rho_layers"] for s in SEEDS])
+cos_l = np.stack([derivation[s]["cos_layers_random"] for s in SEEDS])
+assert (cos_l[rho_l > 2] < 0).all(), "random forgetting: tensors with rho_l well above 1 conflict, on every seed"
+agree = (cos_l[rho_l < 0.6] > 0).mean()
+assert agree > 0.8, "tensors with rho_l well below 1 are mostly aligned"
+print(f"tensors with rho_l > 2: {sorted({LAYERS[j] for j in np.nonzero(rho_l > 2)[1]})}, all in conflict; "
+      f"tensors with rho_l < 0.6 aligned in {100 * agree:.0f} % of (tensor, seed) pairs")
+
+# %% [markdown]
+# Every piece of the derivation checks out on every seed.
+#
+# - **Class-wise**, $r$ is about one half: the whole training set's gradient, weighted by $N$, is about half of the
+#   forget class's, weighted by $n_f$. The bound {eq}`eq-04-bound` then guarantees a cosine above 0.8, and the
+#   measured cosine sits just above the bound. GA at $\theta_0$ is, to first order, a step that the retain set
+#   wants too.
+# - **The residual $m$** is shaped by the weight-decay equilibrium as derived: it is orthogonal to every
+#   convolution weight (a cosine below $10^{-3}$ in absolute value, {eq}`eq-04-scale-invariance`), while for the
+#   last GroupNorm and the head's weight it points nearly along $-\theta_0$ (cosine below $-0.8$), with a norm of
+#   the order of $\lambda\lVert\theta_0\rVert$: in those tensors the data push the weights outwards and weight decay pulls
+#   them back.
+# - **Random forgetting**: {eq}`eq-04-random-expectation` agrees with the Monte Carlo estimate within its
+#   sampling error, and $\rho \approx 0.5$: the training gradient is small next to the per-sample noise, so forget and
+#   retain gradients are aligned on average, and on about four out of five random forget sets. The expectation is
+#   small, though: the cosine it implies is far below the class-wise one.
+# - **Per tensor, random forgetting conflicts where weight decay rules.** The same three tensors, the last
+#   GroupNorm's weight and bias and the head's weight, have $\rho_l \gg 1$, because their $m$ is the systematic
+#   weight-decay push $\approx -\lambda\theta_0$ rather than noise; there the gradients conflict on every seed, as
+#   {eq}`eq-04-random-expectation` predicts. Everywhere else $\rho_l < 1$ and the tensors are (mostly) aligned. A
+#   random forget set, like any subset of the data, shares the data's push against weight decay, and GA reverses
+#   its share of that push.
+#
+# ### How noisy is the probe?
+#
+# The tracker's probe estimates $h_r$ from 256 samples. Its error has the expected squared norm
+# $\mathbb E\lVert g_r^{S} - h_r\rVert^2 = \frac{\sigma_r^2}{|S|}\frac{n_r - |S|}{n_r - 1}$ (the same sampling formula as
+# above, within $D_r$), to be compared with $\lVert h_r\rVert^2$, which at $\theta_0$ is tiny. We draw 20 probes
+# per task from the per-sample gradients and look at the spread of their cosines.
+
+# %%
+probe_noise = {}
+for (sc, s), t in TASKS.items():
+    G_r = derivation[s]["G"][t.retain_idx]
+    h_r = G_r.mean(0)
+    g_f = loss_grad(M0[s], t.x_forget, t.y_forget, neg_ce)
+    n_r = len(t.retain_idx)
+    noise = (G_r - h_r).pow(2).sum(1).mean().item() / PROBE * (n_r - PROBE) / (n_r - 1)
+    cosines = [cosine(g_f, G_r[torch.randperm(n_r, generator=torch.Generator().manual_seed(k))[:PROBE]].mean(0)).item()
+               for k in range(20)]
+    probe_noise[sc, s] = {"noise_to_signal": noise / h_r.pow(2).sum().item(), "cos": np.array(cosines)}
+    print(f"{sc:6s} seed {s}: E|probe error|^2 / |h_r|^2 = {probe_noise[sc, s]['noise_to_signal']:5.2f}; cosine over "
+          f"20 probes: min {min(cosines):+.2f}, median {np.median(cosines):+.2f}, max {max(cosines):+.2f} "
+          f"(all of D_r: {cos0[sc, s]['full']:+.2f})")
+for s in SEEDS:
+    assert probe_noise["class", s]["noise_to_signal"] < probe_noise["random", s]["noise_to_signal"]
+    assert (probe_noise["class", s]["cos"] > 0).all(), "class-wise: every probe sees the alignment ..."
+    assert np.median(probe_noise["class", s]["cos"]) < cos0["class", s]["full"], "... and underestimates it"
+    assert probe_noise["random", s]["noise_to_signal"] > 1, "random: at θ0 the probe's error exceeds the signal"
+    assert probe_noise["random", s]["cos"].min() < 0 < probe_noise["random", s]["cos"].max(), "... and sign flips"
+
+# %% [markdown]
+# At $\theta_0$ the probe's sampling error is larger than the retain gradient itself in random forgetting, and
+# its cosine takes both signs depending on which 256 samples were drawn; in class-wise forgetting every probe
+# sees the alignment, though it underestimates it (the noise adds length to $g_r^{S}$ but not alignment). So
+# a probe is a good instrument once the retain gradient has grown, along the runs below, and a poor one at a
+# well-fit model: a statement about conflict at $\theta_0$ needs the whole retain set.
+#
+# ### Along the runs: the library's `ConflictTracker`
+#
+# Conflict is not a property of the task but of the point in weight space, so we follow it along the runs of GA and
+# NegGrad+ from chapter 02, with their library defaults and the oracle-free stopping rule. The library's tracker
+# is a `post_step(model, opt)` hook of `run_unlearning`. Every `every` steps it computes $g_f$ over the whole
+# forget set and $g_r$ over its fixed probe and stores their cosine, both norms and both losses; with
+# `per_layer=True` the cosine restricted to each parameter tensor; with `per_sample=True` (every `sample_every`
+# records) $\cos(g_f, g_r^{(i)})$ for each probe sample and the conflict rate. It stores tensors and never calls
+# `.item()`: the values are converted to NumPy once, when read. It measures in evaluation mode and does not touch
+# `.grad` or the optimiser, so the run is the same with or without it.
+#
+# First, the from-scratch version, the few lines one would write in a notebook (chapter 09 does exactly this),
+# and the check that the library's tracker records the same cosines on the same run.
+
+# %%
+def my_cosine_hook(task, probe_positions, every, store):
+    """A post_step hook: every `every` steps, store cos(∇(−CE_f) over D_f, ∇CE over a fixed retain probe)."""
+    xr_p, yr_p = task.x_retain[probe_positions], task.y_retain[probe_positions]
+    calls = [0]
+
+    def hook(model, opt):
+        calls[0] += 1
+        if calls[0] % every == 0:
+            g_f = loss_grad(model, task.x_forget, task.y_forget, lambda z, y: -F.cross_entropy(z, y))
+            g_r = loss_grad(model, xr_p, yr_p)
+            store.append(cosine(g_f, g_r))
+    return hook
+
+
+lib_tracker = ConflictTracker(task, every=3, probe_size=PROBE)
+mine = []
+hook = my_cosine_hook(task, torch.as_tensor(lib_tracker.probe_positions), 3, mine)
+both = lambda model, opt: (hook(model, opt), lib_tracker(model, opt))
+with_hooks = ga(m0, task, steps=30, stop_at=None, seed=0, post_step=both)
+without = ga(m0, task, steps=30, stop_at=None, seed=0)
+assert all(torch.equal(p, q) for p, q in zip(with_hooks.parameters(), without.parameters())), "the hooks change nothing"
+assert len(mine) == len(lib_tracker) == 10 and np.array_equal(lib_tracker.steps, np.arange(3, 31, 3))
+assert np.allclose(torch.stack(mine).numpy(), lib_tracker.cos, atol=1e-5)
+assert np.ptp(lib_tracker.cos) > 100 * 1e-5, "the cosine moves along the run by far more than the tolerance"
+print("from-scratch hook = ConflictTracker:", np.round(lib_tracker.cos, 3))
+print(f"one record costs a forward and backward pass over |D_f| + {PROBE} = {len(task.y_forget) + PROBE} samples "
+      f"(a GA step: 32)")
+
+# %% [markdown]
+# Now the experiment: GA and NegGrad+, both scenarios, every seed, through `compare_methods` (chapter 02), each
+# run carrying a tracker that records per layer, in class-wise forgetting every 5 steps and per sample every 10,
+# in the longer and slower random-forgetting runs every 10 steps and per sample every 50. A `setup(task,
+# seed)` attaches the tracker and records $\theta_0$ as step 0; the same pattern is what chapters 05–10 use to
+# watch their methods.
+
+# %%
+# (every, sample_every): class-wise runs are short and change fast; random runs are long and change slowly.
+SCHEDULE = {"class": (5, 2), "random": (10, 5)}
+TRACKED = ("ga", "neggrad_plus")
+trackers = {}
+
+
+def with_tracker(method):
+    def setup(task, seed):
+        every, sample_every = SCHEDULE[task.scenario]
+        tracker = ConflictTracker(task, every=every, probe_size=PROBE, per_layer=True, per_sample=True,
+                                  sample_every=sample_every)
+        tracker.record(M0[seed], step=0)
+        trackers[task.scenario, method, seed] = tracker
+        return {"post_step": tracker}
+    return setup
+
+
+t_start = time.perf_counter()
+runs = {sc: compare_methods({m: (m, with_tracker(m)) for m in TRACKED}, sc, data=data, cfg=cfg, seeds=SEEDS,
+                            forget_class=FORGET_CLASS, progress=False) for sc in ("class", "random")}
+print(f"GA and NegGrad+ with trackers, both scenarios, seeds {SEEDS}: {time.perf_counter() - t_start:.1f} s")
+for sc, comp in runs.items():
+    print(f"== {sc} (mean ± 95 % CI over seeds; first row: retrain oracle) ==")
+    print(comp.table())
+    print("steps: " + ", ".join(f"{m} {comp.per_seed(m, 'steps').astype(int).tolist()}" for m in TRACKED))
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(12, 7), sharey=True)
+for i, sc in enumerate(("class", "random")):
+    for j, method in enumerate(TRACKED):
+        ax = axes[i, j]
+        for s in SEEDS:
+            tr = trackers[sc, method, s]
+            ax.plot(tr.steps, tr.cos, ".-", label=f"seed {s}")
+        ax.axhline(0, color="k", lw=1)
+        ax.set_title(f"{method}, {sc} forgetting")
+        ax.set_xlabel("step")
+        ax.set_ylabel(r"cos($g_f$, $g_r$) (probe)")
+        ax.legend()
+fig.suptitle("Forget/retain gradient cosine along the runs (step 0: θ0)")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What the curves say, each with its assert.
+
+# %%
+comp_c, comp_r = runs["class"], runs["random"]
+first_negative = lambda tr: tr.steps[np.argmax(tr.cos < 0)] if (tr.cos < 0).any() else None
+for sc in ("class", "random"):
+    for method in TRACKED:
+        for s in SEEDS:
+            tr = trackers[sc, method, s]
+            print(f"{sc:6s} {method:12s} seed {s}: cos {tr.cos[0]:+.2f} at θ0 -> {tr.cos[-1]:+.2f} "
+                  f"at step {tr.steps[-1]} "
+                  f"(min {tr.cos.min():+.2f}, first < 0 at step {first_negative(tr)}); probe retain loss "
+                  f"{tr.retain_loss[0]:.4f} -> min {tr.retain_loss.min():.4f} "
+                  f"at step {tr.steps[tr.retain_loss.argmin()]} "
+                  f"-> {tr.retain_loss[-1]:.4f}; |g_f| x{tr.forget_norm[-1] / tr.forget_norm[0]:.0f}, "
+                  f"|g_r| x{tr.retain_norm[-1] / tr.retain_norm[0]:.0f}; forget acc at the first cos < 0: "
+                  f"{tr.forget_acc[np.argmax(tr.cos < 0)] if (tr.cos < 0).any() else float('nan'):.1f} %")
+ra_ngp = comp_c.per_seed("neggrad_plus", "RA")
+for s in SEEDS:
+    ga_c, ngp_c = trackers["class", "ga", s], trackers["class", "neggrad_plus", s]
+    # 1. Class-wise GA: aligned at θ0, opposed at the stopping point; the sign changes about halfway through.
+    assert ga_c.cos[0] > 0.5 and ga_c.cos[-1] < -0.5
+    assert 0.3 < first_negative(ga_c) / ga_c.steps[-1] < 0.7
+    # 2. First order along the run: the retain loss falls while cos > 0 and is lowest where the cosine changes sign.
+    last_aligned = ga_c.steps[np.argmax(ga_c.cos < 0) - 1]
+    assert abs(ga_c.steps[ga_c.retain_loss.argmin()] - last_aligned) <= ga_c.every
+    assert ga_c.retain_loss.min() < ga_c.retain_loss[0] and ga_c.retain_loss[-1] > 5 * ga_c.retain_loss[0]
+    # 3. The gradients grow: |g_f| by about two orders of magnitude, |g_r| by more than one, so the probe
+    #    becomes a good instrument.
+    assert ga_c.forget_norm[-1] > 50 * ga_c.forget_norm[0] and ga_c.retain_norm[-1] > 10 * ga_c.retain_norm[0]
+    # ... and the sign changes while the forget set is still well classified.
+    assert ga_c.forget_acc[np.argmax(ga_c.cos < 0)] >= 95
+    # 4. NegGrad+: the conflict appears earlier than in GA and is as strong, yet the retain accuracy survives.
+    assert first_negative(ngp_c) < first_negative(ga_c) and ngp_c.cos.min() < -0.5
+    # 5. Random forgetting, GA: the cosine drifts to conflict while the retain loss hardly changes.
+    ga_r = trackers["random", "ga", s]
+    assert ga_r.cos[-1] < min(ga_r.cos[0], -0.3)
+    assert abs(ga_r.retain_loss[-1] / ga_r.retain_loss[0] - 1) < 0.25
+assert (ra_ngp >= 99).all() and (comp_c.per_seed("ga", "RA") < ra_ngp).all()
+ga_budget = inspect.signature(ga).parameters["epochs"].default * -(-len(TASKS["random", 0].forget_idx) // 32)
+assert (comp_r.per_seed("ga", "steps") == ga_budget).all(), "random: GA never reaches its target, runs its budget"
+# 6. Random forgetting, NegGrad+: no consistent sign at the end.
+last_ngp_r = np.array([trackers["random", "neggrad_plus", s].cos[-1] for s in SEEDS])
+assert last_ngp_r.min() < 0 < last_ngp_r.max()
+print("NegGrad+ retain accuracy, class-wise:", ra_ngp, "; last cosines of NegGrad+, random:", last_ngp_r.round(2))
+
+# %% [markdown]
+# - **Conflict is created by the run.** In class-wise forgetting GA starts with aligned gradients
+#   ($\cos \approx 0.6$ on the probe) and ends, where the stopping rule halts it, with a cosine near $-0.8$:
+#   the forget and retain gradients point almost in opposite directions. The sign changes about halfway through
+#   the run, while the forget set is still classified correctly (95 % or more of it): the conflict sets in before
+#   any forgetting is visible (the cliff of chapter 02 comes later).
+# - **The first-order model holds along the run.** While the cosine is positive the retain loss *falls* (by a
+#   few percent, from an already tiny value), and it is lowest exactly where the cosine changes sign, within one
+#   record; after that it climbs, to many times its starting value. This is {eq}`eq-04-ga-step` integrated
+#   along the path.
+# - **The gradients grow.** $\lVert g_f\rVert$ grows by about two orders of magnitude (GA's $1 - p_y$ push of chapter
+#   02 no longer fades), and $\lVert g_r\rVert$ by more than one: by the time the conflict matters, the probe
+#   measures it reliably.
+# - **NegGrad+ meets the conflict earlier and just as strongly**, because its larger learning rate moves the
+#   weights faster, and yet it keeps 99 % or more of the retain accuracy on every seed. A conflict between $g_f$
+#   and $g_r$ is not damage by itself: NegGrad+ steps along $g_f + \frac{\beta}{1-\beta} g_r$
+#   ({eq}`eq-02-ngp-direction`), and its large retain weight repairs what the forget term breaks. Conflict says
+#   that *some* price must be paid; the methods of Part II differ in how they pay it.
+# - **Random forgetting**: GA's cosine drifts steadily from its $\theta_0$ value to clear conflict, while the
+#   retain loss barely moves. GA's small learning rate never reaches its stopping target here (chapter 02), and
+#   the conflict it builds up stays harmless. NegGrad+'s cosine fluctuates and ends with either sign.
+#
+# ## 4.4 Per layer and per sample
+#
+# ### Which layers conflict?
+#
+# The per-layer cosine restricts both gradients to one parameter tensor. It is not a decomposition of the global
+# cosine (the global inner product is the sum of the per-tensor inner products, but the norms do not add), yet
+# its sign says, for each tensor, whether moving that tensor alone along $g_f$ would lower or raise $L_r$. The
+# library's `blockwise_cosines` computes all of them with one `index_add` per quantity, on the device; the
+# per-tensor loop of `unlearnlib.grads.layer_cosines` (chapter 02's style, one `.item()` per tensor) must agree.
+
+# %%
+g_f, g_r = forget_retain_grads(m0, task.x_forget, task.y_forget, task.x_retain[:PROBE], task.y_retain[:PROBE])
+looped = layer_cosines(g_f, g_r, trainable(m0))
+vectorised = blockwise_cosines(g_f, g_r, LAYER_IDX, len(LAYERS))
+assert list(looped) == LAYERS and np.allclose(list(looped.values()), vectorised.numpy(), atol=1e-6)
+print("per-tensor cosines at θ0 (class-wise, seed 0, first 256 retain samples):",
+      {n: round(v, 2) for n, v in looped.items()})
+
+# %%
+fig, axes = plt.subplots(2, 2, figsize=(13, 8))
+for i, sc in enumerate(("class", "random")):
+    for j, method in enumerate(TRACKED):
+        tr, ax = trackers[sc, method, SEEDS[0]], axes[i, j]
+        im = ax.imshow(tr.layer_cos.T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1, interpolation="nearest",
+                       extent=(tr.steps[0] - tr.every / 2, tr.steps[-1] + tr.every / 2, len(LAYERS) - 0.5, -0.5))
+        ax.set_yticks(range(len(LAYERS)))
+        ax.set_yticklabels(tr.layer_names, fontsize=8)
+        ax.set_xlabel("step")
+        ax.set_title(f"{method}, {sc} forgetting (seed {SEEDS[0]})")
+fig.colorbar(im, ax=axes, label=r"cos($g_f$, $g_r$) restricted to the tensor")
+plt.show()
+
+# %%
+FEATURES = [j for j, n in enumerate(LAYERS) if n.startswith("features.")]
+HEAD = [j for j, n in enumerate(LAYERS) if n.startswith("head.")]
+for s in SEEDS:
+    lc = trackers["class", "ga", s].layer_cos
+    print(f"seed {s}, class-wise GA: per-tensor cosines at θ0 {lc[0].round(2)}, at the last record {lc[-1].round(2)}")
+    # 7. Class-wise, at θ0: every tensor is aligned.
+    assert (lc[0] > 0).all()
+    # 8. At the end of class-wise GA, every tensor of the feature extractor conflicts, and the head least of all.
+    assert lc[-1, FEATURES].max() < -0.4 and lc[-1, HEAD].min() > max(lc[-1, FEATURES].max(), -0.5)
+    # 9. Random forgetting at θ0: even with the probe's noise, the tensor with the largest rho_l conflicts.
+    assert trackers["random", "ga", s].layer_cos[0, LAYERS.index("features.7.weight")] < 0
+    # 10. ... and along random-forgetting GA the conflict spreads to most tensors.
+    assert (trackers["random", "ga", s].layer_cos[-1] < 0).mean() > 0.7
+
+# %% [markdown]
+# In class-wise forgetting every tensor starts aligned, and the conflict then spreads through the whole feature
+# extractor, convolutions and GroupNorm parameters alike, while the head stays the least conflicted tensor: at
+# the end its cosine is near zero or mildly negative. This matches chapter 02's diagnosis from the other side:
+# most of GA's step lies in the shared layers, and that is where the forget and retain objectives disagree. In
+# random forgetting the tensors ruled by weight decay conflict from the start (§4.3; with the probe's noise only
+# the last GroupNorm's weight, whose $\rho_l$ is largest, shows it on every seed), and under GA the conflict
+# spreads from there to the rest of the network.
+#
+# ### Which samples conflict?
+#
+# The mean retain gradient is an average over samples, and an average can hide disagreement. The per-sample
+# cosines $\cos(g_f, g_r^{(i)})$ use the per-sample gradients of §4.1. Our version, from `my_per_sample_grads`,
+# must agree with the library's `sample_cosines`, which the tracker uses.
+
+# %%
+G_probe = flatten_batched(my_per_sample_grads(m0, task.x_retain[:64], task.y_retain[:64]))
+mine = (G_probe @ g_f) / (G_probe.norm(dim=1) * g_f.norm())
+lib = sample_cosines(m0, g_f, task.x_retain[:64], task.y_retain[:64])
+assert torch.allclose(mine, lib, atol=1e-5) and mine.max() - mine.min() > 0.5
+assert conflict_rate(lib) == (lib < 0).float().mean().item()
+print(f"64 retain samples: per-sample cosines from {mine.min():+.2f} to {mine.max():+.2f}, ours = library; "
+      f"conflict rate {conflict_rate(lib):.2f}")
+
+# %%
+per_sample_0 = {}
+for s in SEEDS:
+    t = TASKS["class", s]
+    G_r = derivation[s]["G"][t.retain_idx]
+    g_f = loss_grad(M0[s], t.x_forget, t.y_forget, neg_ce)
+    with torch.no_grad():
+        p3 = torch.softmax(M0[s](t.x_retain), 1)[:, FORGET_CLASS]
+    per_sample_0[s] = {"cos": ((G_r @ g_f) / (G_r.norm(dim=1) * g_f.norm())).numpy(), "p3": p3.numpy(),
+                       "y": t.y_retain.numpy()}
+
+fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+for ax, (sc, method) in zip(axes[:2], (("class", "ga"), ("random", "ga"))):
+    start = np.concatenate([trackers[sc, method, s].sample_cos[0] for s in SEEDS])
+    end = np.concatenate([trackers[sc, method, s].sample_cos[-1] for s in SEEDS])
+    histograms(ax, {"θ0": start, "last record": end}, bins=30, xlabel=r"cos($g_f$, $g_r^{(i)}$), probe samples",
+               title=f"{method}, {sc} forgetting ({len(SEEDS)} seeds)")
+    ax.axvline(0, color="k", lw=1)
+for sc, ls in (("class", "-"), ("random", ":")):
+    for k, method in enumerate(TRACKED):
+        for s in SEEDS:
+            tr = trackers[sc, method, s]
+            axes[2].plot(tr.sample_steps, tr.conflict_rate, ls, color=f"C{k}",
+                         label=f"{method}, {sc}" if s == SEEDS[0] else None)
+axes[2].set_xlabel("step")
+axes[2].set_ylabel("share of probe samples in conflict")
+axes[2].set_title("Per-sample conflict rate (one line per seed)")
+axes[2].legend()
+fig.tight_layout()
+plt.show()
+
+# %%
+for s in SEEDS:
+    ga_c, ngp_c = trackers["class", "ga", s], trackers["class", "neggrad_plus", s]
+    ps = per_sample_0[s]
+    print(f"seed {s}: conflict rate at θ0 over all of D_r {np.mean(ps['cos'] < 0):.2f} "
+          f"(probe {ga_c.conflict_rate[0]:.2f}); "
+          f"class-wise GA -> {ga_c.conflict_rate[-1]:.2f} at step {ga_c.sample_steps[-1]}, NegGrad+ max "
+          f"{ngp_c.conflict_rate.max():.2f}; random GA {trackers['random', 'ga', s].conflict_rate[[0, -1]].round(2)}")
+    # 11. At θ0 the mean gradients are aligned, yet a third to a half of the retain samples conflict.
+    assert 0.3 < np.mean(ps["cos"] < 0) < 0.5 and cos0["class", s]["full"] > 0.8
+    # 12. Class-wise, the conflict spreads to most samples by the end of the run, for both methods.
+    assert ga_c.conflict_rate[-1] > 0.7 and ga_c.conflict_rate[-1] > ga_c.conflict_rate[0] + 0.3
+    assert ngp_c.conflict_rate.max() > 0.8
+    # 13. Random forgetting: about half the samples conflict, from start to end.
+    for method in TRACKED:
+        rate = trackers["random", method, s].conflict_rate
+        assert 0.35 < rate.min() and rate.max() < 0.75 and abs(rate[-1] - rate[0]) < 0.15
+
+# %% [markdown]
+# Even at $\theta_0$, where the mean gradients are aligned with a cosine near 0.9, between a third and a half of
+# the individual retain samples have a gradient that conflicts with $g_f$: the alignment of the mean is a
+# majority vote, not a consensus. In class-wise forgetting the conflicting share then grows along both runs to
+# most of the probe. In random forgetting it stays near one half throughout: the forget set is a sample of the
+# same data, and its gradient is about as often with an individual retain sample as against it. This is the
+# observation behind OrthoGrad (chapter 07): protecting the *mean* retain gradient, as the surgery of chapters
+# 05–06 does, constrains one direction, while each retain sample has its own.
+#
+# **Which samples?** A natural guess is "the digits that look like a 3". We measure looking like a 3 by the
+# probability $p_3(x_i)$ that $\theta_0$ gives class 3 for a retain image, and correlate it with the per-sample
+# cosine, at $\theta_0$ (over all of $D_r$) and along the runs (over the probe).
+
+# %%
+rank_corr = lambda a, b: stats.spearmanr(a, b)[0]
+print("Spearman correlation of cos(g_f, g_r^(i)) with p_3(x_i) at θ0, class-wise:")
+corr_path = {}
+for s in SEEDS:
+    ps = per_sample_0[s]
+    line = f"  seed {s}: θ0 (all of D_r) {rank_corr(ps['cos'], ps['p3']):+.2f}"
+    for method in TRACKED:
+        tr = trackers["class", method, s]
+        p3_probe = ps["p3"][tr.probe_positions]
+        corr_path[method, s] = np.array([rank_corr(c, p3_probe) for c in tr.sample_cos])
+        line += (f" | {method}: " + " ".join(f"{v:+.2f}" for v in corr_path[method, s])
+                 + f" (steps 0..{tr.sample_steps[-1]})")
+    print(line)
+
+names = [c for c in range(data.num_classes) if c != FORGET_CLASS]
+table = {"mean p_3 at θ0": [], "cos at θ0 (D_r)": [], "ga: cos at end": [], "neggrad_plus: cos at end": []}
+for c in names:
+    table["mean p_3 at θ0"].append(np.mean([per_sample_0[s]["p3"][per_sample_0[s]["y"] == c].mean() for s in SEEDS]))
+    table["cos at θ0 (D_r)"].append(np.mean([per_sample_0[s]["cos"][per_sample_0[s]["y"] == c].mean() for s in SEEDS]))
+    for method in TRACKED:
+        trs = [trackers["class", method, s] for s in SEEDS]
+        by_class = [conflict_by_class(tr.sample_cos[-1], tr.probe_labels, data.num_classes)["mean_cos"][c]
+                    for tr in trs]
+        table[f"{method}: cos at end"].append(np.mean(by_class))
+print("\nper class of the retain sample, class-wise forgetting, mean over seeds (end: the last per-sample record):")
+print(f"{'class':>6s}" + "".join(f"{k:>26s}" for k in table))
+for i, c in enumerate(names):
+    print(f"{c:6d}" + "".join(f"{table[k][i]:26.4f}" if k.startswith("mean p") else f"{table[k][i]:+26.2f}"
+                              for k in table))
+most = {k: names[int(np.argmin(v))] for k, v in table.items() if k.endswith("at end")}
+print("most conflicted class at the end:", most)
+
+# %%
+for s in SEEDS:
+    # 14. At θ0, the 3-like retain samples are the ones GA helps most ...
+    assert rank_corr(per_sample_0[s]["cos"], per_sample_0[s]["p3"]) > 0.2
+    for method in TRACKED:
+        # 15. ... and by the end of every run they are the ones it hurts most.
+        assert corr_path[method, s][-1] < 0 and corr_path[method, s][-1] < corr_path[method, s][0] - 0.3
+order = lambda key: [names[i] for i in np.argsort(table[key])]          # classes, most conflicted first
+three_like = [names[i] for i in np.argsort(table["mean p_3 at θ0"])[::-1][:4]]   # the four most 3-like classes
+print("3-like classes (largest mean p_3):", three_like, "| most aligned at θ0:", order("cos at θ0 (D_r)")[::-1][:2],
+      "| most conflicted at the end:", {m: order(f"{m}: cos at end")[:3] for m in TRACKED})
+# 16. By class: at θ0 the two most aligned classes are among the most 3-like ...
+assert set(order("cos at θ0 (D_r)")[::-1][:2]) <= set(three_like)
+for method in TRACKED:
+    ranking = order(f"{method}: cos at end")
+    # ... at the end, 2, 5 and 7 are the most conflicted classes, 2 first, for both methods ...
+    assert ranking[0] == 2 and set(ranking[:3]) == {2, 5, 7}
+    # ... while the most 3-like class of all (9) ends in the less conflicted half, and 8 is not among the top three.
+    assert ranking.index(three_like[0]) >= len(names) // 2 and 8 not in ranking[:3]
+
+# %% [markdown]
+# Looking like a 3 matters, but not in the way the guess suggests, and the answer changes along the run.
+#
+# - **At $\theta_0$ the 3-like samples are helped most.** The rank correlation between $p_3(x_i)$ and the
+#   per-sample cosine is positive on every seed: the retain images that $\theta_0$ finds most 3-like are the ones
+#   a GA step helps most. This is the mechanism of §4.3 seen sample by sample: GA lowers the logit of class 3 for
+#   every input (through row 3 of the head, its bias and the shared features), and a retain image with some
+#   probability on class 3 gains most from that. By class, the two most aligned classes are among the four that
+#   $\theta_0$ finds most 3-like.
+# - **At the end they are hurt most.** Along both runs the correlation falls steadily and ends negative on every
+#   run: once GA dismantles the features that make a 3, the images that share those features pay. By class, at
+#   the end digit 2 is the most conflicted class for both methods, followed by 5 and 7. Those digits share strokes
+#   with 3 (the upper arc of 2 and 7, the lower bowl of 5). But visual similarity is a hint, not a rule: 9, the
+#   class that $\theta_0$ finds most 3-like, ends in the less conflicted half, and 8, the usual look-alike of 3, is
+#   not among the three most conflicted. With about 25 probe samples per class and three seeds, these per-class
+#   rankings also carry sampling noise.
+#
+# ## 4.5 How the methods of Part II manage the conflict
+#
+# Every method of the next chapters chooses its direction $d$ by answering the same question, "how close to
+# $g_f$ can $d$ be while the retain terms of {eq}`eq-04-first-order` stay under control?", with a different
+# constraint. The table is a map; each row is derived,
+# implemented and measured in its chapter. "Backward passes" counts the passes of one step as the library
+# implements it (a per-sample `vmap` pass counts as one, although it costs several times more, §4.1).
+#
+# | chapter | method | direction $d$ (descent convention) | what it constrains | backward passes per step | retain information |
+# |---|---|---|---|---|---|
+# | 02 | GA | $g_f$ | nothing | 1 | none |
+# | 02 | NegGrad+ | $g_f + \mu g_r$, $\mu = \beta/(1-\beta)$ fixed | nothing; a fixed price per unit of $g_r$ | 1 (of the combined loss) | mean of a batch |
+# | 05 | PCGrad {cite}`yu2020pcgrad` (arXiv 2001.06782) | each of $g_f$, $g_r$ projected off the other when $\langle g_f, g_r\rangle < 0$, then summed | both projected parts are conflict-free with the other original | 2 | mean of a batch |
+# | 05 | unilateral surgery | $g_f + \lambda^\star g_r$ | $\min \tfrac12\lVert d - g_f\rVert^2$ s.t. $\langle g_r, d\rangle \ge -\epsilon$: one inequality, closed-form $\lambda^\star$ | 2 | mean of a batch |
+# | 06 | implicit surgery {cite}`zhou2025implicit` (arXiv 2510.22124) | $g_f + \lambda_t g_r$ | the same inequality, $\lambda$ by dual ascent from the *measured* change of $\ell_r$ | 1 (plus one forward) | mean, through a loss value |
+# | 07 | OrthoGrad {cite}`shamsian2025orthograd` (arXiv 2503.02312) | $\alpha\bar g_r + (1-\alpha)\,P^\perp g_f$ | $\langle g_r^{(i)}, P^\perp g_f\rangle = 0$ for every retain sample $i$ of the batch: $B$ equalities, always applied | 1 + 1 per-sample | per sample |
+# | 08 | LTU {cite}`huang2024ltu` (arXiv 2407.10494) | meta-gradients at look-ahead weights, harmonised (PCGrad-style) | a soft reward for $\langle g_f, g_r\rangle > 0$, plus projection of conflicting meta-gradients | 2 or more (look-ahead) | mean of a small retain subset |
+# | 09 | LUR {cite}`patel2025lur` (arXiv 2503.06339) | $\nabla\big[L_r + L_f(\theta - \alpha\nabla L_r)\big]$ | a soft penalty: the implicit regulariser $-\alpha\langle\nabla L_f, \nabla L_r\rangle$ | 2 + a Hessian-vector product | mean of a batch |
+# | 10 | masked feasible updates {cite}`dine2025masked` (arXiv 2511.02435) | $m \odot u$ for a base update $u$ | coordinate-wise: keep $u_j$ only where a test on per-sample gradients says $u_j g_{r,j} \ge 0$ with confidence $1-\delta$ | the base's + 1 per-sample | per sample and per coordinate |
+#
+# Two axes organise the table. **What is protected**: nothing (GA), the mean retain gradient (NegGrad+, the
+# surgeries, LUR), or every sample (OrthoGrad, masking); §4.4 showed that the mean can be aligned while a third or
+# more of the samples conflict, which is the case for the per-sample methods. **How hard**: a fixed price
+# (NegGrad+), a hard constraint at every step (surgery, OrthoGrad, masking), or a soft preference for aligned
+# regions of weight space (LUR, LTU). The first-order model of §4.2 is the common ground: every constraint in the
+# table is a statement about $-\eta\langle g_r, d\rangle$ or $-\eta\langle g_r^{(i)}, d\rangle$, and is only as good as that
+# model at the step size used. And §4.3 adds a caution for all of them: at $\theta_0$ there is nothing to protect
+# against, so the constraints bind only once the run has created the conflict. The statements about each paper's
+# method are the papers' (we had their abstracts); the formulations, the constraint view and every number are ours,
+# derived and checked in the chapters that follow.
+#
+# The `ConflictTracker` is how those chapters measure their methods against this chapter's baselines, with
+# `compare_methods(..., {"pcgrad": ("pcgrad", lambda task, seed: {"post_step": ConflictTracker(task)})})` or
+# the setup function of §4.3.
+#
+# ## Summary
+#
+# - Per-sample gradients are `vmap` of `grad` of a one-sample loss with the parameters passed explicitly
+#   (`functional_call`); their mean is the batch gradient as long as no layer mixes samples, which is why the book
+#   uses GroupNorm and the library refuses train-mode BatchNorm.
+# - A step $-\eta d$ changes a loss by $-\eta\langle\nabla L, d\rangle$ with an $O(\eta^2)$ error
+#   ({eq}`eq-04-first-order`). We measured slope 2 over three decades of $\eta$ and the exact Taylor remainder below
+#   the first ReLU kink; single kinks are first-order effects, but the many kinks crossed by a step over a data set
+#   add up to a quadratic error again.
+# - Conflict is $\langle g_f, g_r\rangle < 0$ with $g_f = \nabla(-\mathrm{CE}_f)$ ({eq}`eq-04-conflict`): then a GA step
+#   raises the retain loss to first order. We predicted the change of the retain loss of one library GA step to
+#   about 0.1 %.
+# - **At $\theta_0$ the gradients do not conflict.** The balance identity {eq}`eq-04-balance` makes the retain
+#   gradient the GA direction plus a multiple of the residual training gradient; in class-wise forgetting the
+#   residual is small and the bound {eq}`eq-04-bound` guarantees a cosine above 0.8 (measured: about 0.88). In
+#   random forgetting the sign is a competition between the training gradient and the per-sample noise,
+#   {eq}`eq-04-random-expectation`; on digits the noise wins ($\rho \approx 0.5$), except in the tensors ruled by
+#   weight decay, which conflict from the start.
+# - **The runs create the conflict.** Class-wise GA turns a cosine of about $+0.6$ into about $-0.8$; the retain
+#   loss falls until the sign changes and rises after it. NegGrad+ meets the same conflict and survives it with its
+#   retain term. The conflict lives in the feature extractor, not the head.
+# - **Per sample**, a third to a half of the retain samples conflict even at $\theta_0$, and most by the end of
+#   class-wise GA. The samples GA helps at first, those that look like a 3, are the ones it hurts most at the end.
+# - A probe of 256 retain samples is a reliable instrument along the runs but not at a well-fit model, where the
+#   retain gradient is smaller than its own sampling error.
+#
+# ## Exercises
+#
+# 1. **A second-order prediction.** Extend `my_loss_change` with the term $\tfrac{\eta^2}{2} d^\top\nabla^2 L\, d$
+#    (use `curvature`). How does the error of the second-order prediction scale with $\eta$ below and above the
+#    first ReLU crossing? What does your answer say about using curvature to choose GA's learning rate?
+# 2. **Smooth activations.** Replace the ReLUs of a copy of the model by `nn.Softplus(beta=20)` (retrain it with
+#    `unlearnlib.train.train_model`) and repeat the slope fit of §4.2. Does the error curve change at small $\eta$?
+#    Count "crossings" as before: what plays their role now?
+# 3. **The bound for other classes.** Compute $r$ and the bound {eq}`eq-04-bound` for forgetting each of the ten
+#    digits in turn at $\theta_0$. Which class is least aligned, and does that class also lose the most retain
+#    accuracy under GA?
+# 4. **Independent data.** Replace the retain probe by an independent sample (the test set) in random forgetting.
+#    {eq}`eq-04-random-expectation` then loses its $+\sigma^2/(N-1)$ term; predict the sign of
+#    $\mathbb E\langle g_f, \nabla L_{test}\rangle$ and check it with the per-sample gradients of the test set.
+# 5. **No weight decay.** Retrain the original model with `weight_decay=0` (a `TrainConfig` with that field
+#    changed) and recompute $\rho_l$ per tensor. Which tensors still conflict in random forgetting at $\theta_0$?
+# 6. **The probe size.** Rerun the GA tracker of §4.3 with probes of 32, 128 and 1024 retain samples. From which
+#    step on do the curves agree? Use the sampling formula of §4.3 to predict it from $\lVert g_r\rVert$ along the
+#    run.
+# 7. **Where NegGrad+ pays.** NegGrad+ steps along $d = g_f + \mu g_r$ (up to its factor $1-\beta$), and
+#    $\langle d, g_r\rangle = \lVert g_f\rVert\lVert g_r\rVert\cos(g_f, g_r) + \mu\lVert g_r\rVert^2$. Compute this along the
+#    class-wise NegGrad+ runs of §4.3 from the tracker's `forget_norm`, `retain_norm` and `cos` (with the probe's
+#    $g_r$ standing in for the batch's). Is the direction NegGrad+ takes ever in conflict with the retain gradient,
+#    although $g_f$ is for most of the run?

@@ -243,3 +243,45 @@ def test_projection_bad_shapes():
         unilateral_surgery(torch.zeros(3), torch.zeros(4))
     with pytest.raises(UnlearnError):
         project_orthogonal(torch.zeros(4), torch.zeros(2, 4), method="svd")
+
+
+@pytest.mark.parametrize("method", ["qr", "lstsq"])
+def test_project_orthogonal_rank_tolerance_does_not_grow_with_P(method):
+    # Chapter 07, §7.2: a rank tolerance of eps · max(P, B) (the usual default) exceeds the relative singular values
+    # 1e-2 and 1e-3 below once P · eps > 1e-2, i.e. P ≳ 1e5 in float32, and those genuine directions would not be
+    # removed. For ResNet-18 (P ≈ 1.1e7) it exceeds 1 and nothing would be removed at all.
+    gen = torch.Generator().manual_seed(4)
+    P = 200_000
+    G = torch.randn(3, P, generator=gen) * torch.tensor([[1.0], [1e-2], [1e-3]])
+    g = torch.randn(P, generator=gen)
+    out = project_orthogonal(g, G, method=method)
+    rel = (G.double() @ out.double()).abs() / (G.double().norm(dim=1) * g.double().norm())
+    assert rel.max().item() < 1e-5
+
+
+def test_project_orthogonal_keeps_dtype_computes_in_float32_and_handles_zero_rows():
+    gen = torch.Generator().manual_seed(5)
+    G = torch.randn(4, 64, generator=gen)
+    g = torch.randn(64, generator=gen)
+    out16 = project_orthogonal(g.bfloat16(), G.bfloat16())
+    assert out16.dtype == torch.bfloat16
+    ref = project_orthogonal(g.bfloat16().float(), G.bfloat16().float()).bfloat16()
+    torch.testing.assert_close(out16, ref)                           # same as computing in float32, then casting
+    for method in ("qr", "lstsq"):
+        assert torch.equal(project_orthogonal(g, torch.zeros(3, 64), method=method), g)   # nothing to remove
+    with pytest.raises(UnlearnError, match="rtol"):
+        project_orthogonal(g, G, rtol=1.5)
+
+
+def test_project_orthogonal_real_per_sample_gradients_large_batch(original, data):
+    # 128 real per-sample gradients of the trained CNN: their smallest singular values are ~1e-3 of the largest,
+    # below the old tolerance eps · P. Both routes must stay orthogonal at the float32 level.
+    x, y = data.x_train[:128], data.y_train[:128]
+    G = flatten_batched(per_sample_grads(original, x, y))
+    g = loss_grad(original, data.x_train[500:532], data.y_train[500:532])
+    for method, tol in (("qr", 1e-5), ("lstsq", 1e-4)):
+        out = project_orthogonal(g, G, method=method)
+        rel = (G.double() @ out.double()).abs() / (G.double().norm(dim=1) * g.double().norm())
+        assert rel.max().item() < tol, method
+    ref = project_orthogonal(g.double(), G.double())
+    assert (project_orthogonal(g, G).double() - ref).norm() < 1e-5 * g.norm()

@@ -253,3 +253,51 @@ def test_mask_keeper_restores_and_clears_momentum():
         assert (p.detach()[keep] != start[n][keep]).all()
         buf = opt.state[p]["momentum_buffer"]
         assert (buf[~keep] == 0).all() and (buf[keep] != 0).all()
+
+
+def test_salun_accepts_a_post_step_hook_that_sees_the_restored_weights(original, class_task, half_mask):
+    # Every method on the shared loop takes post_step (chapter 04's ConflictTracker, chapter 03's recorders); SalUn
+    # used to pass its own MaskKeeper as post_step, so a caller's hook raised "multiple values for post_step".
+    from unlearnlib.methods import salun
+
+    start = {n: p.detach().clone() for n, p in original.named_parameters()}
+    seen = []
+
+    def hook(model, opt):
+        frozen_ok = all(torch.equal(p.detach()[half_mask[n] == 0], start[n][half_mask[n] == 0])
+                        for n, p in model.named_parameters())
+        seen.append(frozen_ok)
+    salun(original, class_task, masks=half_mask, seed=0, post_step=hook, **SALUN_STEPS)
+    assert len(seen) == SALUN_STEPS["steps"] and all(seen)
+
+
+def test_salun_with_ratio_one_is_random_labels(original, class_task):
+    # Every weight salient: the mask multiplies by 1 and restores nothing, so SalUn is random labels step for step.
+    from unlearnlib.methods import random_label, salun
+
+    kw = dict(seed=0, steps=12, lr=3e-4, stop_at=None)
+    a, b = salun(original, class_task, ratio=1.0, **kw), random_label(original, class_task, **kw)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert not same_state(state_of(a), state_of(original))
+
+
+def test_scrub_first_max_step_is_pure_weight_decay(original, class_task):
+    # At θ0 the student is the teacher, so the KL and its gradient vanish (chapter 03, eq-03-kl-grad): one full-batch
+    # max step moves θ only by weight decay, θ1 = θ0 (1 − ηλ). A wrong KL (e.g. to the labels) would fail this.
+    from unlearnlib.methods import scrub
+
+    lr, wd = 0.1, 5e-4
+    out = scrub(original, class_task, steps=1, lr=lr, batch_size=10_000, stop_max_at=None, weight_decay=wd)
+    for p, q in zip(out.parameters(), original.parameters()):
+        expected = q.detach() * (1 - lr * wd)
+        assert torch.allclose(p.detach(), expected, rtol=1e-6, atol=1e-7)
+    moved = max((p - q).abs().max().item() for p, q in zip(out.parameters(), original.parameters()))
+    assert moved > 1e-5
+
+
+def test_scrub_without_max_passes_does_not_forget(original, class_task):
+    # The forgetting of SCRUB is the max passes' work: distillation + CE on D_r alone keeps class 3 (chapter 03).
+    from unlearnlib.methods import scrub
+
+    out = scrub(original, class_task, seed=0, max_epochs=0, epochs=1)
+    assert accuracy(out, class_task.x_forget, class_task.y_forget) > 90

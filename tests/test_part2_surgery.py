@@ -169,3 +169,131 @@ def test_surgery_methods_forget_class_three_without_mutating_their_input():
         out = get_method(name)(model, task, steps=30, stop_at=None, lr=0.01 if name in ("pcgrad", "orthograd") else 2e-3)
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), name
         assert any(not torch.equal(before[k], v) for k, v in out.state_dict().items()), name
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PCGrad and unilateral surgery: kernels and methods (chapter 05).
+# ---------------------------------------------------------------------------------------------------------------
+
+def _reference_pcgrad(gs):
+    """PCGrad written out with Python control flow, visiting the others in list order."""
+    out = torch.zeros_like(gs[0])
+    for i, gi in enumerate(gs):
+        g = gi.clone()
+        for j, gj in enumerate(gs):
+            if j != i and float(g @ gj) < 0:
+                g = g - (g @ gj) / (gj @ gj) * gj
+        out += g
+    return out
+
+
+def test_pcgrad_matches_the_reference_loop_with_three_tasks_and_loses_the_two_task_guarantee():
+    rng = np.random.default_rng(4)
+    raised = 0
+    for _ in range(300):
+        gs = [torch.tensor(rng.normal(size=3)) for _ in range(3)]
+        out = grads.pcgrad(gs)
+        assert torch.allclose(out, _reference_pcgrad(gs), atol=1e-12)
+        raised += any(float(out @ g) < -1e-12 for g in gs)
+    assert raised > 0  # with three tasks the summed step can still raise a loss
+
+
+def test_pcgrad_forget_retain_form_is_neggrad_plus_without_conflict_and_reweights_with_it():
+    rng = np.random.default_rng(5)
+    beta, seen = 0.97, {True: 0, False: 0}
+    for _ in range(50):
+        g_f, g_r = torch.tensor(rng.normal(size=25)), torch.tensor(rng.normal(size=25))
+        c = torch.dot(g_f, g_r)
+        d = grads.pcgrad([(1 - beta) * g_f, beta * g_r])
+        if c >= 0:
+            expected = (1 - beta) * g_f + beta * g_r
+        else:  # eq-05-pcgrad-fr
+            a_f, a_r = 1 - beta + beta * c.abs() / g_f.dot(g_f), beta + (1 - beta) * c.abs() / g_r.dot(g_r)
+            expected = a_f * g_f + a_r * g_r
+            assert torch.dot(d, g_f) >= -1e-12 and torch.dot(d, g_r) >= -1e-12
+        assert torch.allclose(d, expected, atol=1e-12)
+        seen[bool(c < 0)] += 1
+    assert min(seen.values()) > 5
+
+
+def test_pcgrad_and_unilateral_kernels_reject_bad_input():
+    v = torch.randn(6)
+    for bad in ([v], [v, torch.randn(5)], [v, torch.randn(2, 3)]):
+        with pytest.raises(UnlearnError):
+            grads.pcgrad(bad)
+    for g_f, g_r in ((v, torch.randn(5)), (torch.randn(2, 3), torch.randn(2, 3))):
+        with pytest.raises(UnlearnError):
+            grads.unilateral_surgery(g_f, g_r, 0.0)
+
+
+def test_unilateral_surgery_special_cases():
+    rng = np.random.default_rng(6)
+    g_f, g_r = _conflicting_pair(rng)
+    d_inf, lam_inf = grads.unilateral_surgery(g_f, g_r, float("inf"))
+    assert lam_inf == 0 and torch.equal(d_inf, g_f)                          # eps = inf: GA
+    d0, _ = grads.unilateral_surgery(g_f, g_r, 0.0)                          # eps = 0: one-sided PCGrad
+    assert torch.allclose(d0, g_f - torch.dot(g_f, g_r) / g_r.dot(g_r) * g_r, atol=1e-12)
+    # two-task PCGrad is the sum of the two one-sided projections
+    assert torch.allclose(grads.pcgrad([g_f, g_r]), d0 + grads.unilateral_surgery(g_r, g_f, 0.0)[0], atol=1e-12)
+    aligned = g_f - 2 * torch.dot(g_f, g_r) / g_r.dot(g_r) * g_r              # the mirror image: no conflict
+    c = torch.dot(aligned, g_r)
+    d_neg, lam_neg = grads.unilateral_surgery(aligned, g_r, -(c.item() + 1))  # eps < 0: active without conflict
+    assert c > 0 and lam_neg > 0
+    assert torch.isclose(torch.dot(g_r, d_neg), c + 1)
+
+
+@pytest.fixture(scope="module")
+def digits_task():
+    d = data.load_dataset("digits")
+    task = data.make_task(d, "class", forget_class=3)
+    model = models.make_model("cnn", d.input_shape, d.num_classes, seed=0)
+    return model, task
+
+
+def _max_diff(a, b):
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+def test_unilateral_surgery_method_takes_the_closed_form_step_and_is_ga_at_infinite_eps(digits_task):
+    model, task = digits_task
+    big, lr, wd = 10_000, 0.05, 5e-4   # one full-batch step: the first SGD step is -lr (d + wd theta)
+    hist = []
+    out = get_method("unilateral_surgery")(model, task, steps=1, stop_at=None, batch_size=big, lr=lr, eps=0.0,
+                                           history=hist)
+    theta = grads.flatten([p.detach() for p in model.parameters()])
+    g_f = grads.loss_grad(model, task.x_forget, task.y_forget, lambda z, y: -torch.nn.functional.cross_entropy(z, y))
+    g_r = grads.loss_grad(model, task.x_retain, task.y_retain)
+    d, lam = grads.unilateral_surgery(g_f, g_r, 0.0)
+    assert len(hist) == 1 and torch.isclose(hist[0], lam, rtol=1e-4, atol=1e-8)
+    step = theta - grads.flatten([p.detach() for p in out.parameters()])
+    assert torch.allclose(step, lr * (d + wd * theta), atol=1e-7) and step.abs().max() > 1e-4
+    # eps = infinity is GA, step for step, on the same mini-batches
+    ga = get_method("ga")(model, task, steps=15, stop_at=None, lr=2e-3)
+    us_inf = get_method("unilateral_surgery")(model, task, steps=15, stop_at=None, lr=2e-3, eps=float("inf"))
+    us_def = get_method("unilateral_surgery")(model, task, steps=15, stop_at=None, lr=2e-3)
+    assert _max_diff(ga, us_inf) < 1e-6 and _max_diff(ga, us_def) > 1e-4
+
+
+def test_pcgrad_method_follows_neggrad_plus_until_the_first_conflicting_step(digits_task):
+    model, task = digits_task
+    kw = dict(stop_at=None, lr=0.05, beta=0.9)
+    for seed in range(20):
+        dots = []
+        get_method("pcgrad")(model, task, steps=12, seed=seed, history=dots, **kw)
+        conflict = [bool(x < 0) for x in dots]
+        if True in conflict and conflict.index(True) >= 1:
+            break
+    else:
+        pytest.fail("no batch stream whose first conflict comes after the first step")
+    k = conflict.index(True)
+    same = _max_diff(get_method("pcgrad")(model, task, steps=k, seed=seed, **kw),
+                     get_method("neggrad_plus")(model, task, steps=k, seed=seed, **kw))
+    after = _max_diff(get_method("pcgrad")(model, task, steps=k + 1, seed=seed, **kw),
+                      get_method("neggrad_plus")(model, task, steps=k + 1, seed=seed, **kw))
+    assert same < 1e-6 and after > 1e-5
+
+
+def test_pcgrad_rejects_a_weight_outside_the_unit_interval(digits_task):
+    model, task = digits_task
+    with pytest.raises(UnlearnError):
+        get_method("pcgrad")(model, task, steps=1, beta=1.5)

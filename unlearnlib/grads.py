@@ -161,38 +161,54 @@ def unilateral_surgery(g_f: torch.Tensor, g_r: torch.Tensor, eps: float = 0.0):
     return g_f + lam * g_r, lam
 
 
+#: default relative rank tolerance of :func:`project_orthogonal`, in units of the working precision's epsilon.
+RANK_RTOL_EPS = 100
+
+
 def project_orthogonal(g: torch.Tensor, G: torch.Tensor, method: str = "qr", rtol: float | None = None) -> torch.Tensor:
     """Project ``g`` [P] onto the orthogonal complement of the rows of ``G`` [B, P] (chapter 07, OrthoGrad).
 
     ``method="qr"``: Householder QR of Gᵀ = QR, kept in LAPACK's compact form (``geqrf``) and applied with
     ``ormqr``, so the P x B factor Q is never formed; then an SVD of the small factor R = U S Vᵀ. The directions
     QU whose singular value exceeds ``rtol`` · S_max are an orthonormal basis of the span of the rows of G, so
-    rank-deficient G and B ≥ P are handled. ``method="lstsq"``: g − Gᵀc with c the least-squares solution of
-    Gᵀc ≈ g (on CUDA the solver assumes full rank). Both compute in at least float32 and never form or invert the
-    Gram matrix GGᵀ, whose condition number is the square of G's. Cost O(PB²) time, O(PB) memory.
+    rank-deficient G and B ≥ P are handled. ``method="lstsq"``: g − Gᵀc with c the minimum-norm least-squares
+    solution of Gᵀc ≈ g, singular values below ``rtol`` · S_max counting as zero (LAPACK's ``gelsd`` on the CPU;
+    on other devices, whose ``lstsq`` assumes full rank, the pseudo-inverse ``torch.linalg.pinv``). Both
+    compute in at least float32 and never form or invert the Gram matrix GGᵀ, whose condition number is the
+    square of G's. Cost O(PB²) time, O(PB) memory.
+
+    ``rtol`` defaults to ``RANK_RTOL_EPS`` (100) times the epsilon of the working precision, *independent of P*:
+    rounding G to that precision moves its singular values by about eps · S_max, so anything far above that is a
+    real direction. The usual default of rank-revealing routines, eps · max(P, B) (``torch.linalg.lstsq``,
+    ``matrix_rank``), grows with P: for the CNN of the book in float32 it drops genuine directions as soon as B
+    reaches about 100, and for ResNet-18 (P ≈ 1.1e7) it exceeds 1 and the projection removes nothing (chapter 07).
     """
     g = _flat(g, "g")
     if G.dim() != 2 or G.shape[1] != g.numel():
         raise UnlearnError(f"G must have shape [B, {g.numel()}] to project a vector of length {g.numel()}, "
                            f"got {tuple(G.shape)}")
+    if rtol is not None and not 0 <= rtol < 1:
+        raise UnlearnError(f"rtol is a relative tolerance on singular values and must lie in [0, 1), got {rtol}")
     dtype = torch.promote_types(g.dtype, torch.float32)
-    v, A = g.to(dtype), G.to(dtype).T  # A: [P, B]; its columns span the directions to remove
+    rtol = RANK_RTOL_EPS * torch.finfo(dtype).eps if rtol is None else rtol
+    v, A = g.to(dtype), G.to(dtype).T  # A: [P, B], column-major already, so geqrf needs no copy to reorder it
     if method == "qr":
         k = min(A.shape)
         packed, tau = torch.geqrf(A)                      # A = QR, Q as k Householder reflectors
         R = packed[:k].triu()                             # [k, B]
         U, S, _ = torch.linalg.svd(R, full_matrices=False)
-        tol = (rtol if rtol is not None else max(A.shape) * torch.finfo(dtype).eps) * S.max()
         qtv = torch.ormqr(packed, tau, v[:, None], transpose=True)[:k, 0]   # first k entries of Qᵀv
         # Zeroing the coefficients of negligible singular directions (instead of indexing them away) keeps the
-        # computation free of data-dependent shapes.
+        # computation free of data-dependent shapes and of host-device synchronisation.
         coef = torch.zeros_like(v)
-        coef[:k] = U @ ((S > tol).to(dtype) * (U.T @ qtv))
+        coef[:k] = U @ ((S > rtol * S.max()).to(dtype) * (U.T @ qtv))
         out = v - torch.ormqr(packed, tau, coef[:, None])[:, 0]
     elif method == "lstsq":
-        driver = "gelsd" if A.device.type == "cpu" else None
-        c = torch.linalg.lstsq(A, v[:, None], rcond=rtol, driver=driver).solution
-        out = v - (A @ c).squeeze(1)
+        if A.device.type == "cpu":
+            c = torch.linalg.lstsq(A, v[:, None], rcond=rtol, driver="gelsd").solution[:, 0]
+        else:  # CUDA's lstsq (gels) ignores rcond and needs full rank; pinv is the same minimum-norm solution
+            c = torch.linalg.pinv(A, rtol=rtol) @ v
+        out = v - A @ c
     else:
         raise UnlearnError(f"unknown projection method {method!r}; use 'qr' or 'lstsq'")
     return out.to(g.dtype)

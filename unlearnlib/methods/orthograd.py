@@ -1,7 +1,11 @@
 """OrthoGrad: project the unlearning gradient onto the orthogonal complement of the batch's per-sample retain
 gradients (Shamsian et al., arXiv 2503.02312) (chapter 07).
 
-Defaults were chosen as in :mod:`unlearnlib.methods.baselines` (held-out seeds, oracle-free rule, class 3).
+Defaults were chosen by the rule of :mod:`unlearnlib.methods.baselines` (held-out seeds 100-104, class-wise
+forgetting of class 3, the highest retain accuracy among the settings whose forget accuracy reaches the target) in
+the setting the method is designed for, a 5 % retain subset (``retain_positions``), over lr ∈ {0.003, 0.01, 0.03,
+0.1} × alpha ∈ {0.25, 0.5, 0.75} with 40 epochs: lr 0.01, alpha 0.5 (chapter 07). With the whole retain set the
+same rule picks lr 0.03, alpha 0.75 (mean retain accuracy 99.7 % against 99.5 % for the defaults).
 """
 
 from __future__ import annotations
@@ -15,17 +19,24 @@ from unlearnlib.grads import (flatten_batched, loss_grad, per_sample_grads, per_
                               project_orthogonal, trainable)
 from unlearnlib.methods._loop import run_unlearning, set_grads
 
+SCOPES = ("global", "tensor")
+
 
 def orthogonal_direction(g_u: torch.Tensor, G: torch.Tensor, sizes: list[int], scope: str = "global") -> torch.Tensor:
     """g_u with the span of the rows of G [B, P] removed, globally or tensor by tensor (chapter 07).
 
     ``scope="tensor"`` projects every parameter tensor separately (the public OrthoGrad code does this); a tensor
-    with no more entries than there are retain samples is then spanned completely and its update is zero.
+    with no more entries than there are retain samples is then spanned completely and its update is zero. The
+    result is orthogonal to every row of G in both scopes; per tensor it is orthogonal to every *piece* of every
+    row as well, so it removes at least as much of g_u.
     """
     if scope == "global":
         return project_orthogonal(g_u, G)
     if scope != "tensor":
         raise UnlearnError(f"unknown OrthoGrad scope {scope!r}; use 'global' or 'tensor'")
+    if sum(sizes) != g_u.numel():
+        raise UnlearnError(f"the tensor sizes add up to {sum(sizes)} but g_u has {g_u.numel()} entries")
+    # One small QR per tensor: the tensors have different sizes, so the loop over them cannot be batched.
     return torch.cat([project_orthogonal(gu, Gb) for gu, Gb in zip(g_u.split(sizes), G.split(sizes, dim=1))])
 
 
@@ -36,29 +47,43 @@ def orthograd(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: fl
     """OrthoGrad (chapter 07): θ ← θ − η [α ḡ_r − (1 − α) g_u^⊥].
 
     g_u is the batch-mean gradient of the *ascended* forget loss CE_f; g_u^⊥ is g_u with the span of the B
-    per-sample retain gradients removed, so a small step changes no retain sample's loss in the batch to first
-    order; ḡ_r is their mean. ``mode="mean"`` projects against the mean retain gradient only (the paper's
-    ablation). ``per_sample="loop"`` computes the per-sample gradients with a Python loop (for timing only).
-    Plain SGD by default (momentum and weight decay would undo the orthogonality); ``history``, if a list,
-    receives ‖g_u^⊥‖ / ‖g_u‖ per step.
+    per-sample retain gradients removed (``scope``: one global projection, or one per parameter tensor as in the
+    public code), so a small step changes no retain sample's loss in the batch to first order; ḡ_r is their
+    mean. ``mode="mean"`` projects against the mean retain gradient only (the paper's ablation; it needs no
+    per-sample gradients, so it computes ḡ_r as the batch gradient). ``per_sample="loop"`` computes the
+    per-sample gradients with a Python loop (for timing only). Plain SGD by default (momentum and weight decay
+    would undo the orthogonality). ``history``, if a list, receives ‖g_u^⊥‖ / ‖g_u‖ of every step, as floats
+    once the run is over (no host synchronisation inside the loop). Pass ``retain_positions`` (see
+    :func:`~unlearnlib.methods._loop.run_unlearning`) to restrict the retain batches to a small subset of D_r,
+    the setting the paper assumes.
     """
     if mode not in ("per_sample", "mean"):
         raise UnlearnError(f"unknown OrthoGrad mode {mode!r}; use 'per_sample' or 'mean'")
     if per_sample not in ("vmap", "loop"):
         raise UnlearnError(f"per_sample must be 'vmap' or 'loop', got {per_sample!r}")
+    if scope not in SCOPES:
+        raise UnlearnError(f"unknown OrthoGrad scope {scope!r}; use 'global' or 'tensor'")
     if not 0 <= alpha < 1:
         raise UnlearnError(f"alpha must lie in [0, 1), got {alpha}")
     per_sample_fn = per_sample_grads if per_sample == "vmap" else per_sample_grads_loop
+    sizes = [p.numel() for p in trainable(model).values()]
+    ratios: list[torch.Tensor] = []
 
     def step(m, xf, yf, xr, yr):
         g_u = loss_grad(m, xf, yf)
-        G = flatten_batched(per_sample_fn(m, xr, yr))
-        g_bar = G.mean(0)
-        basis = G if mode == "per_sample" else g_bar[None]
-        sizes = [p.numel() for p in trainable(m).values()]
-        g_perp = orthogonal_direction(g_u, basis, sizes, scope)
+        if mode == "per_sample":
+            G = flatten_batched(per_sample_fn(m, xr, yr))
+            g_bar = G.mean(0)
+        else:  # the mean of the per-sample gradients is the batch gradient (GroupNorm, or BatchNorm in eval mode)
+            g_bar = loss_grad(m, xr, yr)
+            G = g_bar[None]
+        g_perp = orthogonal_direction(g_u, G, sizes, scope)
         if history is not None:
-            history.append((g_perp.norm() / g_u.norm().clamp_min(1e-20)).item())
+            ratios.append((g_perp.norm() / g_u.norm().clamp_min(1e-20)).detach())
         set_grads(m, alpha * g_bar - (1 - alpha) * g_perp)
-    return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
-                          stop_at=stop_at, momentum=momentum, weight_decay=weight_decay, desc="orthograd", **kw)
+
+    out = run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
+                         stop_at=stop_at, momentum=momentum, weight_decay=weight_decay, desc="orthograd", **kw)
+    if history is not None:
+        history.extend(torch.stack(ratios).cpu().tolist() if ratios else [])
+    return out

@@ -1,6 +1,12 @@
 """Stronger baselines: SCRUB, SalUn and l1-sparse unlearning (chapter 03).
 
-Defaults were chosen as for the first-order baselines (see :mod:`unlearnlib.methods.baselines`).
+Defaults were chosen as for the first-order baselines (see :mod:`unlearnlib.methods.baselines`). Re-checked for
+chapter 03 on the held-out seeds 100-104 (class-wise forgetting of class 3, ci profile; mean retain accuracy of the
+settings that reach the forget target): l1_sparse over lr {0.01, 0.03, 0.1} x alpha {1e-4, 3e-4, 1e-3} picks the
+default (lr 0.03, alpha 1e-3: RA 99.9); SCRUB over lr {0.003, 0.01, 0.03} x alpha {0.001, 0.5} prefers lr 0.003,
+alpha 0.001 (RA 99.0 against 98.3 for the default); SalUn over lr {3e-5 ... 3e-3} prefers lr 1e-4 (RA 93.2 against
+91.7). Both differences are within the seed-to-seed spread, so the defaults were kept. Without early stopping
+(``stop_at=None``, 20 epochs, lr 1e-3) SalUn and random labels keep about 99 % RA on those seeds (chapter 03, §3.9).
 """
 
 from __future__ import annotations
@@ -49,15 +55,15 @@ def scrub(model: nn.Module, task: UnlearningTask, epochs: int = 5, max_epochs: i
     device = next(model.parameters()).device
     xf_all, yf_all = task.x_forget.to(device), task.y_forget.to(device)
 
-    def kl(m, x):
-        with torch.no_grad():
-            t_logits = teacher(x)
-        return kl_teacher_student(m(x), t_logits, T)
-
     def step(m, xf, yf, xr, yr):
         is_max = schedule[state["i"] % len(schedule)] and not state["forgotten"]
         state["i"] += 1
-        loss = -kl(m, xf) if is_max else gamma * ce(m, xr, yr) + alpha * kl(m, xr)
+        x = xf if is_max else xr
+        with torch.no_grad():
+            t_logits = teacher(x)
+        s_logits = m(x)  # one student forward serves both terms of a min step
+        kl = kl_teacher_student(s_logits, t_logits, T)
+        loss = -kl if is_max else gamma * nn.functional.cross_entropy(s_logits, yr) + alpha * kl
         loss.backward()
         if is_max:
             state["max_done"] += 1
@@ -95,24 +101,32 @@ def saliency_mask(model: nn.Module, task: UnlearningTask, ratio: float = 0.5, ba
 
 def salun(model: nn.Module, task: UnlearningTask, ratio: float = 0.5, epochs: float = 20, lr: float = 3e-4,
           batch_size: int = 32, seed: int = 0, masks: dict | None = None, stop_at: float | str | None = "auto",
-          check_every: int | None = 1, **kw) -> nn.Module:
+          check_every: int | None = 1, post_step=None, **kw) -> nn.Module:
     """SalUn: random labels restricted to the salient weights (chapter 03).
 
     Weights outside the mask are restored after every optimiser step, so they stay *exactly* at θ0 under
-    momentum and weight decay (:class:`~unlearnlib.methods._loop.MaskKeeper`).
+    momentum and weight decay (:class:`~unlearnlib.methods._loop.MaskKeeper`). ``post_step``, like for every
+    method on the shared loop, is a hook ``(model, optimizer)`` called after each step; it runs after the restore.
+    With ``ratio=1`` (every weight salient) SalUn is :func:`~unlearnlib.methods.baselines.random_label` with the
+    same hyperparameters, step for step.
     """
     masks = masks if masks is not None else saliency_mask(model, task, ratio)
     g = torch.Generator().manual_seed(seed + 1)
     c = task.data.num_classes
+    keeper = MaskKeeper(model, masks)
 
     def step(m, xf, yf, xr, yr):
         (ce(m, xf, other_labels(yf, c, g)) + ce(m, xr, yr)).backward()
         for n, p in m.named_parameters():
             if p.grad is not None and n in masks:
                 p.grad.mul_(masks[n])
+
+    def after_step(m, opt):
+        keeper(m, opt)
+        if post_step is not None:  # a caller's hook sees the model with the mask already enforced
+            post_step(m, opt)
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
-                          post_step=MaskKeeper(model, masks), stop_at=stop_at,
-                          check_every=check_every, desc="salun", **kw)
+                          post_step=after_step, stop_at=stop_at, check_every=check_every, desc="salun", **kw)
 
 
 def l1_sparse(model: nn.Module, task: UnlearningTask, epochs: float = 10, lr: float = 0.03, alpha: float = 1e-3,

@@ -1,0 +1,899 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8. LTU: learning to unlearn
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/08_ltu.ipynb)
+#
+# Every method so far assumed that the whole retain set $D_r$ is at hand while unlearning. In practice it often
+# is not: the training data may be stored elsewhere, be too large to touch again, or have been deleted in part.
+# Huang, Foo and Liu {cite}`huang2024ltu` (arXiv 2407.10494, ECCV 2024) study unlearning when only a **small
+# retain subset** $\hat D_r \subset D_r$ is available, and treat it as a problem of *generalisation*: whatever
+# the model does to keep its utility should work on the retain samples it cannot see, not only on the few it
+# can. Their tool is **meta-learning**, the first of the two look-ahead methods of the book (chapter 09, LUR, is
+# the second and analyses the look-ahead objective in detail).
+#
+# **What is the paper's and what is ours.** The paper's full text was not available to us, only its abstract
+# and two machine-written summaries (methods dossier §6). From those come: the setting (a small subset of the
+# remaining data), a meta-optimisation in three phases called *meta-tune*, *meta-test* and *meta-update*,
+# feedback for forgetting from *differentiable membership-inference models* applied to an audit set drawn from
+# the forget set, and **Gradient Harmonization**, which "aligns the remembering and forgetting trajectories by
+# mitigating gradient conflicts". Everything concrete below (the losses, the one-step inner update, the attack
+# model and its features, which meta-gradients are harmonised and how, every hyperparameter) is **our
+# reconstruction**, built from those phrases and from MAML {cite}`finn2017maml` and PCGrad {cite}`yu2020pcgrad`.
+# Read this chapter as "a meta-learning unlearner of the kind LTU's abstract describes", not as the paper's
+# algorithm.
+#
+# **What you will learn**
+#
+# - the meta-learning formulation of unlearning with a small retain subset: an inner step on a *support* batch,
+#   losses at the resulting fast weights on a *disjoint query* batch and on the forget set, and the outer update;
+# - the meta-gradient, exact (with a Hessian-vector product) and first order, and what its expansion rewards;
+# - why support and query must be disjoint, measured: otherwise the meta-test measures memorisation;
+# - a differentiable membership-inference attack as the forgetting signal, why its loss is self-limiting, and how
+#   informative such an attack is on our data (barely);
+# - Gradient Harmonization: a proof that the harmonised pair never conflicts, and a numerical check;
+# - LTU from scratch with `torch.func`, checked step for step against `unlearnlib`;
+# - how LTU and NegGrad+, given *the same* retain subset, keep utility as the subset shrinks from all of $D_r$ to
+#   1 %, and what one LTU step costs.
+
+# %%
+import sys
+if "google.colab" in sys.modules:  # only in Colab: install the book's library
+    import subprocess
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+# %%
+import copy
+import inspect
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch.func import functional_call, grad, jvp, vjp
+
+import unlearnlib.config
+from unlearnlib.data import cycle_batches, load_dataset, make_task
+from unlearnlib.experiment import compare_methods
+from unlearnlib.grads import cosine, flatten, harmonize, loss_grad, trainable, unflatten
+from unlearnlib.methods import get_method
+from unlearnlib.methods.ltu import (MembershipModel, harmonized_update, ltu_meta_gradients, membership_loss,
+                                    retain_subset, train_membership_model)
+from unlearnlib.metrics import accuracy
+from unlearnlib.train import TrainConfig, original_model, retrained_model
+
+profile = unlearnlib.config.get_profile()
+device = unlearnlib.config.get_device()
+cfg = TrainConfig.from_profile(profile)
+SEEDS = list(range(profile.seeds))
+FORGET_CLASS = 3
+LTU_DEFAULTS = {k: v.default for k, v in inspect.signature(get_method("ltu")).parameters.items()
+                if v.default is not inspect.Parameter.empty}
+print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
+print("ltu defaults:", ", ".join(f"{k}={LTU_DEFAULTS[k]}" for k in ("retain_fraction", "epochs", "lr", "alpha", "w_f",
+                                                                   "forget_signal", "project", "second_order")))
+
+# %% [markdown]
+# ## 8.1 The setting: unlearning with a small retain subset
+#
+# Notation as in Part II. $D_f$ is the forget set, $D_r$ the retain set, $\hat D_r \subset D_r$ the part of it we
+# may use, a fraction $\rho$ of $D_r$. We split $\hat D_r$ once into two disjoint halves, a **support** set
+# $\hat D_r^{s}$ and a **query** set $\hat D_r^{q}$. $\mathrm{CE}(\theta; B)$ is the mean cross-entropy on a
+# batch $B$.
+#
+# With little retain data, the obvious recipe, NegGrad+ on $\hat D_r$ (chapter 02), has a weakness: its retain
+# term $\mathrm{CE}(\theta; \hat D_r)$ can be driven down by *memorising* the few samples of $\hat D_r$ while the
+# rest of $D_r$, which no term of the objective sees, degrades. LTU's answer (the paper's idea, our formulas) is
+# to ask of every update that it also be good *after one more step of learning on other retain data*, and to
+# measure "good" on retain samples that step did not see. One step of LTU at parameters $\theta$, with a support
+# batch $S$, a query batch $Q$ and a forget batch $B_f$:
+#
+# 1. **Meta-tune**: one inner gradient step on the support batch, reaching the *fast weights*
+#
+# $$
+# \theta' = \theta - \alpha\, \nabla L_{sup}(\theta), \qquad L_{sup}(\theta) = \mathrm{CE}(\theta; S).
+# $$ (eq-08-inner)
+#
+# 2. **Meta-test**: evaluate at $\theta'$ a *remembering* loss on the query batch and a *forgetting* loss on the
+#    forget batch, $L_{rem}(\theta') = \mathrm{CE}(\theta'; Q)$ and $L_{fgt}(\theta')$ (§8.2).
+# 3. **Meta-update**: descend on
+#
+# $$
+# \mathcal J(\theta) = \underbrace{L_{sup}(\theta) + L_{rem}\big(\theta'(\theta)\big)}_{\text{remembering}}
+#   + w_f\, \underbrace{L_{fgt}\big(\theta'(\theta)\big)}_{\text{forgetting}},
+# $$ (eq-08-objective)
+#
+#    after **Gradient Harmonization** of the two meta-gradients (§8.3).
+#
+# This is MAML's structure {cite}`finn2017maml` (arXiv 1703.03400): an inner adaptation step, an outer loss
+# at the adapted parameters, and a gradient of the outer loss *through* the inner step. The inner rate $\alpha$
+# belongs to the objective; the outer learning rate is the optimiser's (SGD with momentum and weight decay, as
+# everywhere in the book).
+#
+# **The meta-gradient.** The Jacobian of $\theta \mapsto \theta'$ is $I - \alpha H_{sup}(\theta)$, with
+# $H_{sup} = \nabla^2 L_{sup}$ symmetric, so the chain rule gives the two meta-gradients
+#
+# $$
+# G_{rem} = \nabla L_{sup}(\theta) + (I - \alpha H_{sup})\, \nabla L_{rem}(\theta'), \qquad
+# G_{fgt} = w_f\, (I - \alpha H_{sup})\, \nabla L_{fgt}(\theta'),
+# $$ (eq-08-metagrad)
+#
+# and $\nabla\mathcal J = G_{rem} + G_{fgt}$. Computing $H_{sup} v$ needs a second backward pass through the first
+# (a Hessian-vector product, a `vjp` of `grad` in `torch.func`). **First-order MAML** treats $\nabla L_{sup}(\theta)$
+# as a constant, i.e. sets the Jacobian to $I$, and keeps $\nabla L_{rem}(\theta')$ and $w_f \nabla L_{fgt}(\theta')$:
+# the gradients at the fast weights, applied at $\theta$. It drops exactly
+#
+# $$
+# \nabla\mathcal J - \nabla^{FO}\mathcal J = -\alpha\, H_{sup}(\theta)\,\big(\nabla L_{rem}(\theta') + w_f \nabla L_{fgt}(\theta')\big).
+# $$ (eq-08-fo-diff)
+#
+# The library's default is first order (it costs one backward pass less); §8.4 measures what is dropped.
+#
+# **What the objective rewards.** Expanding each outer loss along the inner step, as chapter 09 does in detail
+# for LUR (its {eq}`eq-09-taylor-inner`), $L(\theta') = L(\theta) - \alpha \langle \nabla L(\theta), \nabla L_{sup}(\theta)\rangle + O(\alpha^2)$, so
+#
+# $$
+# \mathcal J = L_{sup} + L_{rem} + w_f L_{fgt}
+#   - \alpha \langle \nabla L_{rem}, \nabla L_{sup}\rangle
+#   - \alpha\, w_f \langle \nabla L_{fgt}, \nabla L_{sup}\rangle + O(\alpha^2).
+# $$ (eq-08-taylor)
+#
+# Two inner-product rewards appear (our derivation). The first rewards parameters where the retain gradients of
+# two **different** batches agree: a step that helps the support samples also helps the query samples. That is
+# what "generalisable" means to first order. The second is LUR's regulariser (chapter 09): it rewards a
+# forgetting direction that agrees with the retaining one, i.e. small conflict. By chapter 09's argument, the
+# first-order meta-gradient keeps only half of each reward's gradient.
+#
+# **Why support and query must be disjoint.** Put $Q = S$ in {eq}`eq-08-taylor`: the first reward becomes
+# $-\alpha\|\nabla L_{sup}\|^2$, which rewards a *large* gradient on the very batch the inner step fits, i.e.
+# parameters from which one step memorises $S$ quickly, and the meta-test loss $L_{rem}(\theta')$ then reports
+# that memorisation as "remembering". With a disjoint query batch the same term is an honest estimate of what an
+# inner step does to unseen retain data. We measure the difference on the trained model: how much one inner step
+# on a support batch of 16 lowers the loss of (a) that batch, (b) a disjoint query batch from $\hat D_r$, and (c)
+# all retain samples outside $\hat D_r$, averaged over 20 batch pairs.
+
+# %%
+data = load_dataset(profile.dataset).to(device)
+task = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
+m0 = original_model(data, cfg, seed=0, device=device)
+print(task.describe())
+print(f"buffers of the model (a look-ahead forward must not update any): {[n for n, _ in m0.named_buffers()]}")
+
+
+def ce_of(model, x, y, sign=1.0):
+    """p -> sign * CE(model with parameters p on (x, y)); our models keep no buffers (GroupNorm)."""
+    return lambda p: sign * F.cross_entropy(functional_call(model, p, (x,)), y)
+
+
+def inner_step_drops(model, t, seed, rho, alpha, pairs=20, batch=16):
+    support, query = retain_subset(t, rho, seed)
+    outside = torch.ones(len(t.retain_idx), dtype=torch.bool, device=t.retain_idx.device)
+    outside[torch.cat([support, query]).to(outside.device)] = False
+    xr, yr = t.x_retain, t.y_retain
+    p = {k: v.detach() for k, v in trainable(model).items()}
+    gen, drops = torch.Generator().manual_seed(seed), []
+    for _ in range(pairs):
+        si = support[torch.randperm(len(support), generator=gen)[:batch]]
+        qi = query[torch.randperm(len(query), generator=gen)[:batch]]
+        g = grad(ce_of(model, xr[si], yr[si]))(p)
+        fast = {k: p[k] - alpha * g[k] for k in p}
+        drop = lambda x, y: (ce_of(model, x, y)(p) - ce_of(model, x, y)(fast)).item()
+        drops.append([drop(xr[si], yr[si]), drop(xr[qi], yr[qi]), drop(xr[outside], yr[outside])])
+    return np.mean(drops, 0)
+
+
+RHO, ALPHA = LTU_DEFAULTS["retain_fraction"], LTU_DEFAULTS["alpha"]
+drops = {}
+for seed in SEEDS:
+    t = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
+    drops[seed] = inner_step_drops(original_model(data, cfg, seed=seed, device=device), t, seed, RHO, ALPHA)
+    print(f"seed {seed}: loss drop after one inner step (alpha {ALPHA}) on the support batch itself "
+          f"{drops[seed][0]:.2e}, on a disjoint query batch {drops[seed][1]:+.2e}, on D_r outside the subset "
+          f"{drops[seed][2]:+.2e}")
+# On every seed the same-batch drop is several times the drop on the unseen rest of D_r, and the disjoint query
+# batch (unseen by the inner step too) is the closer estimate of that unseen drop.
+assert all(d[0] > 3 * abs(d[2]) and abs(d[1] - d[2]) < abs(d[0] - d[2]) for d in drops.values())
+
+# %% [markdown]
+# On every seed, the inner step lowers the loss of the batch it was computed on several times more than the
+# loss of the retain data it has not seen (which may even rise), and the drop on a disjoint query batch is the
+# closer estimate of the latter (noisy, being a batch of 16). A meta-test on the support batch would have
+# rewarded exactly that gap. (The numbers are small because the trained model fits $D_r$ almost perfectly.) The library's
+# `retain_subset` therefore splits $\hat D_r$ into disjoint support and query halves once, and LTU draws its
+# support batches from the first and its query batches from the second.
+#
+# ## 8.2 The forgetting signal: a differentiable membership-inference attack
+#
+# **The paper's idea.** According to the summaries, LTU's forgetting feedback comes from $K$ *differentiable*
+# membership-inference (MI) models applied to an audit set derived from $D_f$, used "as an active guidance
+# signal": rather than ascending the forget loss blindly, the model is pushed until an attack can no longer tell
+# that the forget samples were trained on.
+#
+# **Our reconstruction.** $K = 1$ attack $A$, a logistic regression on three output statistics of a sample
+# $(x, y)$ with logits $z = f_\theta(x)$ and probabilities $p$: the true-class log-probability $\log p_y$, the
+# entropy $-\sum_c p_c \log p_c$, and the margin $z_y - \max_{c\ne y} z_c$. All three are differentiable in $\theta$
+# (the margin almost everywhere), so $P(\text{member}) = \sigma(s)$ with $s = w^\top \mathrm{std}(\phi(z, y)) + b$ can
+# be differentiated through the network, at the fast weights $\theta'$ (dossier §6.7: not stop-gradded). It is
+# fitted **once, at $\theta_0$**, on members = the support set $\hat D_r^s$ and non-members = the first half of
+# the test set (class-balanced weights), so it never sees the forget set it will audit, nor the query set, which
+# we keep as an evaluation split for it. The forgetting loss on a forget batch is
+#
+# $$
+# L_{fgt}^{mia}(\theta) = \frac{1}{|B_f|}\sum_{(x,y)\in B_f} -\log\big(1 - \sigma(s_\theta(x,y))\big)
+#   = \frac{1}{|B_f|}\sum_{(x,y)\in B_f} \operatorname{softplus}\big(s_\theta(x,y)\big),
+# $$ (eq-08-mia-loss)
+#
+# the cross-entropy of the attack against the label "non-member". Its derivative in the attack's logit is
+#
+# $$
+# \frac{\partial}{\partial s}\operatorname{softplus}(s) = \sigma(s) = P(\text{member}),
+# $$ (eq-08-mia-grad)
+#
+# so each forget sample is pushed in proportion to how much the attack still believes it is a member, and not at
+# all once the attack calls it a non-member. Unlike $-\mathrm{CE}_f$ of gradient ascent, which is unbounded below and whose
+# push never fades (chapter 02), {eq}`eq-08-mia-loss` is bounded below by 0 and self-limiting. The simpler variant,
+# `forget_signal="ascent"`, uses $L_{fgt} = -\mathrm{CE}(\theta; B_f)$.
+#
+# From scratch: the three features and the loss, checked against `MembershipModel` and `membership_loss`.
+
+# %%
+def my_features(logits, y):
+    rows = torch.arange(len(y), device=y.device)
+    logp = logits.log_softmax(1)
+    entropy = -(logp.exp() * logp).sum(1)
+    is_true = F.one_hot(y, logits.shape[1]).bool()
+    margin = logits[rows, y] - torch.where(is_true, torch.full_like(logits, -torch.inf), logits).max(1).values
+    return torch.stack([logp[rows, y], entropy, margin], 1)
+
+
+def my_mia_loss(attack, logits, y):
+    """-log(1 - P(member)) with the fitted weights of `attack` (w, b and the standardisation)."""
+    s = ((my_features(logits, y) - attack.mean) / attack.scale) @ attack.linear.weight[0] + attack.linear.bias[0]
+    return -torch.log1p(-torch.sigmoid(s)).mean()
+
+
+def fit_attack(model, t, seed, rho):
+    support, _ = retain_subset(t, rho, seed)
+    half, dtype = len(t.y_test) // 2, next(model.parameters()).dtype
+    return train_membership_model(model, t.x_retain[support].to(dtype), t.y_retain[support],
+                                  t.x_test[:half].to(dtype), t.y_test[:half], seed=seed)
+
+
+attack0 = fit_attack(m0, task, 0, RHO)
+with torch.no_grad():
+    z, y = m0(task.x_forget[:64]), task.y_forget[:64]
+    assert torch.allclose(my_features(z, y), MembershipModel.features(z, y), atol=1e-6)
+    assert torch.allclose(my_mia_loss(attack0, z, y), membership_loss(attack0, z, y), atol=1e-6)
+print("features and MIA loss from scratch match the library; attack weights on (log p_y, entropy, margin):",
+      attack0.linear.weight.data.squeeze().tolist())
+
+# %% [markdown]
+# **Is the attack informative?** An attack that cannot tell members from non-members gives a forgetting signal
+# of no particular meaning. We measure its ROC AUC at $\theta_0$ on every seed: on its own training data (support
+# vs first half of the test set), on a held-out evaluation split it never saw (the query set vs the second half of
+# the test set), and on the audit task itself (the forget set vs the second half of the test set). For
+# comparison, the best any single feature can do on *all* of $D_r$ against the test set.
+
+# %%
+def p_member(attack, model, x, y):
+    with torch.no_grad():
+        return torch.sigmoid(attack(model.eval()(x), y))
+
+
+def auc(attack, model, members, nonmembers):
+    s_in, s_out = p_member(attack, model, *members), p_member(attack, model, *nonmembers)
+    labels = np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
+    return 100 * roc_auc_score(labels, torch.cat([s_in, s_out]).cpu().numpy())
+
+
+attack_auc = {}
+for seed in SEEDS:
+    t = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
+    m = original_model(data, cfg, seed=seed, device=device)
+    support, query = retain_subset(t, RHO, seed)
+    half = len(t.y_test) // 2
+    test1, test2 = (t.x_test[:half], t.y_test[:half]), (t.x_test[half:], t.y_test[half:])
+    A = fit_attack(m, t, seed, RHO)
+    with torch.no_grad():
+        f_in, f_out = MembershipModel.features(m(t.x_retain), t.y_retain), MembershipModel.features(m(t.x_test), t.y_test)
+    lab = np.r_[np.ones(len(f_in)), np.zeros(len(f_out))]
+    best = max(100 * max(roc_auc_score(lab, s * torch.cat([f_in[:, k], f_out[:, k]]).cpu().numpy()) for s in (1, -1))
+               for k in range(3))
+    attack_auc[seed] = {"train": auc(A, m, (t.x_retain[support], t.y_retain[support]), test1),
+                        "held-out": auc(A, m, (t.x_retain[query], t.y_retain[query]), test2),
+                        "audit": auc(A, m, (t.x_forget, t.y_forget), test2), "best feature": best,
+                        "P(member) D_f": p_member(A, m, t.x_forget, t.y_forget).mean().item(),
+                        "w log p_y": A.linear.weight[0, 0].item()}
+    print(f"seed {seed}: attack AUC (%) " + ", ".join(f"{k} {v:.1f}" for k, v in attack_auc[seed].items()
+                                                       if k not in ("P(member) D_f", "w log p_y"))
+          + f"; mean P(member) on D_f {attack_auc[seed]['P(member) D_f']:.2f}; weight on log p_y "
+          f"{attack_auc[seed]['w log p_y']:.2f}")
+aucs = {k: np.array([attack_auc[s][k] for s in SEEDS]) for k in attack_auc[SEEDS[0]]}
+# The attack fits its training data better than chance on every seed ...
+assert (aucs["train"] > 55).all()
+# ... but nothing on digits is much better than chance: even the best single feature on all of D_r reaches < 65,
+# and the attack's held-out AUC stays within 15 points of 50 on every seed.
+assert (aucs["best feature"] < 65).all() and (np.abs(aucs["held-out"] - 50) < 15).all()
+# At theta0 the attack is undecided about the forget set: mean P(member) within 0.2 of 1/2.
+assert (np.abs(aucs["P(member) D_f"] - 0.5) < 0.2).all()
+# The fitted weight on log p_y is positive on every seed: lowering P(member) lowers the true-class confidence.
+assert (aucs["w log p_y"] > 0).all()
+
+# %% [markdown]
+# The honest reading: **on digits there is very little membership signal to begin with.** The trained model
+# classifies unseen test digits almost as confidently as its training digits (chapter 01 measured the same with
+# the loss-based attack), so even the best single output feature separates all of $D_r$ from the test set only a
+# few points above chance, and our attack, fitted on the small support set, does better than chance on its own
+# training data (partly by overfitting its 30 members) but is close to a coin flip on data it did not see. Its $P(\text{member})$ on the forget set
+# starts near $\tfrac12$. What the MIA loss then does to the forget set is mostly what its weights say: the fitted
+# weight on $\log p_y$ is positive on every seed (printed above; the other two weights vary in sign), so lowering
+# $P(\text{member})$ mainly means lowering the model's confidence on $D_f$: a softened, self-limiting version of
+# gradient ascent. On CIFAR-scale models with a
+# train-test gap of several points, the attack would carry real information; on digits, read
+# `forget_signal="mia"` as "ascent with a learned, saturating weighting". On held-out seeds this signal turned out
+# not to be reliable when $\hat D_r$, and with it the attack's training set, is tiny, so the library's default
+# became the ascent signal (§8.5). §8.5 also measures what the attack says after unlearning.
+#
+# ## 8.3 Gradient Harmonization
+#
+# **The paper's idea.** The remembering and the forgetting meta-gradients can conflict,
+# $\langle G_{rem}, G_{fgt}\rangle < 0$; Gradient Harmonization "aligns the two trajectories by mitigating the
+# conflicts" and the paper's keywords include "gradient projection". **Our reconstruction** is PCGrad
+# {cite}`yu2020pcgrad` (arXiv 2001.06782; chapter 05) on the two meta-gradients: when they conflict, project each
+# onto the normal plane of the *other original* one, and sum,
+#
+# $$
+# G_{rem}^h = G_{rem} - \frac{c}{\|G_{fgt}\|^2}\, G_{fgt}, \quad
+# G_{fgt}^h = G_{fgt} - \frac{c}{\|G_{rem}\|^2}\, G_{rem}, \quad c = \langle G_{rem}, G_{fgt}\rangle < 0,
+# $$ (eq-08-gh)
+#
+# and leave both unchanged when $c \ge 0$. The update is $G_{rem}^h + G_{fgt}^h$. Whether the paper projects both
+# gradients or only the forgetting one is not known to us (the dossier *infers* "most likely the forgetting
+# gradient", §6.2). The library implements both: `project="both"` is {eq}`eq-08-gh`, and `project="forget"` keeps
+# $G_{rem}$ and projects only $G_{fgt}$,
+#
+# $$
+# G_{fgt}^{h,1} = G_{fgt} - \frac{\min(0, c)}{\|G_{rem}\|^2}\, G_{rem}, \qquad d = G_{rem} + G_{fgt}^{h,1},
+# $$ (eq-08-gh-one)
+#
+# the one-sided projection of chapter 05 (unilateral surgery with $\varepsilon = 0$). The held-out selection of the
+# defaults (§8.5) ended with the two-sided form; in that sweep the two differed by less than the seed noise.
+#
+# **The harmonised pair never conflicts (our derivation).** Write $a = G_{rem}$, $b = G_{fgt}$, $c = \langle a, b\rangle < 0$ and
+# $\cos\varphi = c / (\|a\|\|b\|)$. Expanding {eq}`eq-08-gh`,
+#
+# $$
+# \langle a^h, b^h\rangle = c - c\,\frac{\|a\|^2}{\|a\|^2} - c\,\frac{\|b\|^2}{\|b\|^2} + \frac{c^3}{\|a\|^2\|b\|^2}
+#   = -c\,\big(1 - \cos^2\varphi\big) \;\ge\; 0 ,
+# $$ (eq-08-gh-inner)
+#
+# since $-c > 0$ and $\cos^2\varphi \le 1$, with equality only for exactly opposite gradients. By construction
+# $a^h \perp b$ and $b^h \perp a$, so the summed update $d = a^h + b^h$ has
+# $\langle d, a\rangle = \|a\|^2 - c^2/\|b\|^2 = \|a\|^2 \sin^2\varphi \ge 0$ and likewise $\langle d, b\rangle \ge 0$: to
+# first order, a step along $-d$ raises neither loss. The one-sided form {eq}`eq-08-gh-one` gives
+# $\langle a, b^{h,1}\rangle = 0$ and $\langle d, a\rangle = \|a\|^2$, so the remembering loss is protected fully, but
+# $\langle d, b\rangle = c + \|b\|^2\sin^2\varphi$ can be negative: the forgetting loss is no longer guaranteed
+# to fall to first order. We check all of this on the real meta-gradients of the trained model, where they do
+# conflict, and on random conflicting pairs.
+
+# %%
+def my_harmonize(a, b, project="both"):
+    """Gradient Harmonization, returning the update direction; no Python branch on a tensor (no host sync)."""
+    c = a @ b
+    conflict = (c < 0).to(a.dtype)
+    b_h = b - conflict * c / (a @ a) * a
+    if project == "forget":
+        return a + b_h
+    return a - conflict * c / (b @ b) * b + b_h
+
+
+support, query = retain_subset(task, RHO, 0)
+ATTACK = attack0 if LTU_DEFAULTS["forget_signal"] == "mia" else None    # the default forgetting signal
+gen = torch.Generator().manual_seed(0)
+checked = {"ascent": [], "mia": []}
+for k in range(8):          # 8 batch triples (support, query, forget) of 32, both forgetting signals
+    si = support[torch.randperm(len(support), generator=gen)[:32]]
+    qi = query[torch.randperm(len(query), generator=gen)[:32]]
+    fi = torch.randperm(len(task.y_forget), generator=gen)[:32]
+    batches = (task.x_retain[si], task.y_retain[si], task.x_retain[qi], task.y_retain[qi], task.x_forget[fi],
+               task.y_forget[fi])
+    for signal, A in (("ascent", None), ("mia", attack0)):
+        a, b = ltu_meta_gradients(m0, *batches, ALPHA, A)
+        a_h, b_h = harmonize(a, b)
+        c, cos_ab = a @ b, cosine(a, b)
+        if c < 0:   # the closed form {eq}`eq-08-gh-inner`, and both losses descend along the summed update
+            assert torch.allclose(a_h @ b_h, -c * (1 - cos_ab ** 2), rtol=1e-3)
+            d = harmonized_update(a, b, "both")
+            assert d @ a >= 0 and d @ b >= 0
+            one = harmonized_update(a, b, "forget") - a
+            assert abs(one @ a) < 1e-5 * one.norm() * a.norm()
+        assert a_h @ b_h >= 0
+        for project in ("both", "forget"):
+            ref = harmonized_update(a, b, project)
+            assert torch.allclose(ref, my_harmonize(a, b, project), atol=1e-6 * ref.norm().item())
+        checked[signal].append(cos_ab.item())
+        if k == 0 and signal == LTU_DEFAULTS["forget_signal"]:
+            xs, ys, xq, yq, xf, yf = batches                  # kept for the timings of §8.6
+            G_rem, G_fgt = a, b
+for signal, cs in checked.items():
+    print(f"{signal:6s}: cos(G_rem, G_fgt) at theta0 on 8 batch triples: {np.round(cs, 3).tolist()}")
+print("harmonised pairs: all inner products >= 0; closed form checked on every conflicting triple")
+
+gen = torch.Generator().manual_seed(0)
+pairs = torch.randn(2000, 2, 50, generator=gen, dtype=torch.float64)
+pairs[:, 1] *= 10 ** (3 * torch.rand(2000, 1, generator=gen, dtype=torch.float64) - 2)   # |G_fgt| from 1 % to 10x
+raw = (pairs[:, 0] * pairs[:, 1]).sum(1)
+inner = torch.stack([(lambda u, v: u @ v)(*harmonize(p[0], p[1])) for p in pairs])
+d_f = torch.stack([harmonized_update(p[0], p[1], "forget") @ p[1] for p in pairs])
+print(f"random pairs: {int((raw < 0).sum())} of {len(pairs)} conflict; min <a_h, b_h> after harmonisation "
+      f"{inner.min():.2e}; one-sided: <d, G_fgt> < 0 for {int((d_f < 0).sum())} pairs")
+assert inner.min() >= -1e-12 and (raw < 0).sum() > 500
+assert (d_f < 0).any() and not (d_f[raw >= 0] < 0).any()
+
+# %% [markdown]
+# ## 8.4 From scratch: LTU in `torch.func`
+#
+# The meta-gradients {eq}`eq-08-metagrad` in a few lines: a `vjp` through the inner step gives the pull-back
+# $v \mapsto (I - \alpha H_{sup})v$, applied to the gradients of the two query losses at $\theta'$; the first-order
+# version skips it. We check our function against the library's `ltu_meta_gradients` in float64, on the
+# same batches, with the MIA and the ascent signal, and check {eq}`eq-08-fo-diff` with an independent
+# forward-over-reverse Hessian-vector product (`jvp` of `grad`).
+
+# %%
+def my_meta_gradients(model, p, xs, ys, xq, yq, xf, yf, alpha, attack=None, w_f=1.0, second_order=False):
+    L_sup, L_rem = ce_of(model, xs, ys), ce_of(model, xq, yq)
+    if attack is None:
+        L_fgt = ce_of(model, xf, yf, sign=-1.0)
+    else:
+        L_fgt = lambda q: my_mia_loss(attack, functional_call(model, q, (xf,)), yf)
+    inner = lambda q: {k: q[k] - alpha * v for k, v in grad(L_sup)(q).items()}            # θ -> θ'
+    if second_order:
+        fast, pullback = vjp(inner, p)
+        rem, fgt = pullback(grad(L_rem)(fast))[0], pullback(grad(L_fgt)(fast))[0]   # (I - αH) ∇L(θ')
+    else:
+        fast = {k: v.detach() for k, v in inner(p).items()}
+        rem, fgt = grad(L_rem)(fast), grad(L_fgt)(fast)                              # ∇L(θ')
+    g_sup = grad(L_sup)(p)
+    return flatten({k: g_sup[k] + rem[k] for k in p}), w_f * flatten(fgt)
+
+
+m64 = copy.deepcopy(m0).double().eval()
+p64 = {k: v.detach() for k, v in trainable(m64).items()}
+b64 = [v.double() if v.is_floating_point() else v for v in (xs, ys, xq, yq, xf, yf)]
+attack64 = fit_attack(m64, task, 0, RHO)
+results = {}
+for signal, A in (("mia", attack64), ("ascent", None)):
+    for so in (False, True):
+        ours = my_meta_gradients(m64, p64, *b64, ALPHA, A, 0.7, so)
+        lib = ltu_meta_gradients(m64, *b64, ALPHA, A, 0.7, so)
+        err = max((o - l).abs().max().item() / l.norm().item() for o, l in zip(ours, lib))
+        results[signal, so] = lib
+        print(f"{signal:6s} {'exact' if so else 'first order':11s}: max |ours - library| / |library| = {err:.1e}")
+        assert err < 1e-12
+for signal in ("mia", "ascent"):
+    (R_fo, F_fo), (R_ex, F_ex) = results[signal, False], results[signal, True]
+    L_sup = ce_of(m64, b64[0], b64[1])
+    g_sup = flatten(grad(L_sup)(p64))
+    at_fast = unflatten((R_fo - g_sup) + F_fo, p64)                    # ∇L_rem(θ') + w_f ∇L_fgt(θ')
+    _, hvp = jvp(grad(L_sup), (p64,), (at_fast,))
+    diff = (R_ex + F_ex) - (R_fo + F_fo)
+    assert torch.allclose(diff, -ALPHA * flatten(hvp), rtol=1e-8, atol=1e-14)
+    print(f"{signal:6s}: |exact - first order| / |exact| = {diff.norm() / (R_ex + F_ex).norm():.3f}, "
+          f"cos(exact, first order) = {cosine(R_ex + F_ex, R_fo + F_fo):.4f}; equals -alpha H_sup(...) as derived")
+
+# %% [markdown]
+# At the library's $\alpha$ the Hessian term is a small fraction of the meta-gradient on the trained network, so
+# the first-order direction points almost the same way (printed above); the experiment below uses it.
+#
+# **The whole loop.** Our LTU: copy the model, fit the attack at $\theta_0$, then per step draw a forget, a
+# support and a query batch, form the two meta-gradients, harmonise, and let SGD (momentum 0.9, weight decay
+# $5\cdot10^{-4}$, chapter 02) take the step. To see *the same batches* as the library, we reuse its batch streams
+# (`cycle_batches`, chapter 02) with the same generators: the shared loop draws a forget and a retain batch per step
+# from one generator seeded with `seed` (LTU does not use the retain batch, but drawing it keeps the streams
+# aligned), and LTU draws its support and query batches from a second one seeded with `seed + 3`. Then our
+# parameters after a few steps must equal the library's up to float32 rounding.
+
+# %%
+def my_ltu(model0, t, positions, steps, lr, alpha, w_f=1.0, signal="ascent", project="both", batch_size=32, seed=0):
+    model = copy.deepcopy(model0).train()
+    half = len(positions) // 2
+    support, query = positions[:half], positions[half:]
+    xs, ys, xq, yq = t.x_retain[support], t.y_retain[support], t.x_retain[query], t.y_retain[query]
+    xf, yf = t.x_forget, t.y_forget
+    attack = None
+    if signal == "mia":
+        n = len(t.y_test) // 2
+        attack = train_membership_model(model0, xs, ys, t.x_test[:n], t.y_test[:n], seed=seed)
+    g_loop, g_ltu = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 3)
+    f_stream, r_stream = cycle_batches(len(yf), batch_size, g_loop), cycle_batches(len(positions), batch_size, g_loop)
+    s_stream, q_stream = cycle_batches(len(ys), batch_size, g_ltu), cycle_batches(len(yq), batch_size, g_ltu)
+    params = list(trainable(model).values())
+    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
+    for _ in range(steps):
+        fi, _ = next(f_stream), next(r_stream)
+        si, qi = next(s_stream), next(q_stream)
+        p = {k: v.detach() for k, v in trainable(model).items()}
+        G_r, G_f = my_meta_gradients(model, p, xs[si], ys[si], xq[qi], yq[qi], xf[fi], yf[fi], alpha, attack, w_f)
+        for par, upd in zip(params, unflatten(my_harmonize(G_r, G_f, project), p).values()):
+            par.grad = upd.clone()
+        opt.step()
+    return model.eval()
+
+
+positions = torch.cat(retain_subset(task, RHO, 0))
+for signal in ("mia", "ascent"):
+    ours = my_ltu(m0, task, positions, 6, LTU_DEFAULTS["lr"], ALPHA, signal=signal, project=LTU_DEFAULTS["project"])
+    lib = get_method("ltu")(m0, task, retain_positions=positions, steps=6, stop_at=None, forget_signal=signal)
+    moved = max((a - b).abs().max().item() for a, b in zip(lib.parameters(), m0.parameters()))
+    dev = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), lib.parameters()))
+    print(f"{signal:6s}: 6 steps, largest parameter change {moved:.2e}, largest |ours - library| {dev:.1e}")
+    assert dev < 1e-3 * moved
+
+# %% [markdown]
+# ## 8.5 The experiment: LTU and NegGrad+ with the same small retain subset
+#
+# **The claim to check.** LTU's abstract says the meta-optimisation preserves generalisable knowledge with only a
+# small subset of the remaining data. The comparison that tests this is against a simple method *given the same
+# subset*: "LTU keeps utility better than NegGrad+ when both see the same small retain subset".
+#
+# **How the defaults were chosen.** As for every method of the book, on held-out seeds 100-104 (never the seeds
+# reported here), class-wise forgetting of class 3, by the oracle-free rule of chapter 02: the highest retain
+# accuracy among the settings whose forget accuracy reaches the target (10 %) on every held-out seed. We swept the
+# outer learning rate (3e-4, 1e-3, 3e-3), $\alpha$ (0.01, 0.03, 0.1, 0.3), both forgetting signals and both
+# projections, first order, at $\rho = 5\,\%$. Applied at 5 % alone, the rule picked the MIA signal with
+# $\alpha = 0.01$ and the one-sided projection. Its forget accuracy at 5 % was already at the edge (9.5 % on one
+# held-out seed), and in a first run of this chapter it failed to forget at 1 %, 20 % and 100 % on some of the
+# *reported* seeds. That observation, not a held-out result, is what made us revisit the rule; the correction
+# itself uses held-out seeds only. Because this chapter uses the default at every subset size, we applied the rule *jointly*:
+# a setting must reach the target on every held-out seed at 1 %, 5 %, 20 % and 100 %, and among those the highest
+# retain accuracy at 5 % wins. Retain accuracy (%) on the held-out seeds, mean of 5 (✗: missed the target on at
+# least one seed, and was not run further):
+#
+# | lr | $\alpha$ | signal | projection | 1 % | 5 % | 20 % | 100 % |
+# |---|---|---|---|---|---|---|---|
+# | 3e-4 | 0.03 | ascent | both | 92.8 | **99.27** | 98.9 | 98.6 |
+# | 3e-4 | 0.1 | ascent | forget | 93.7 | 99.26 | 99.4 | 99.3 |
+# | 3e-4 | 0.01 | ascent | forget | 92.2 | 99.22 | 99.1 | 99.0 |
+# | 3e-4 | any | mia | any | | ✗ (99.4-99.9) | | |
+# | 1e-3 | 0.01 | mia | forget | ✗ | 99.37 | | |
+# | 1e-3 | 0.1 | mia | both (old default) | ✗ | 98.63 | | |
+# | 1e-3 | 0.1 | ascent | both | 93.4 | 98.38 | 96.1 | 98.3 |
+# | 3e-3 | 0.1 | ascent | both | 81.2 | 96.45 | 91.3 | 92.9 |
+# | 3e-4 | 0 (no meta-step) | ascent | both | | 99.11 | | |
+#
+# Every MIA setting run at 1 % missed the target there (its attack is fitted on 6 members); the MIA settings
+# with lr 3e-3 and $\alpha \ge 0.03$ were not run beyond 5 %, where their retain accuracy (97.3-98.3) was already
+# too low to win. The new defaults are therefore lr $3\cdot10^{-4}$, $\alpha = 0.03$, the **ascent** signal and
+# the two-sided projection (before this chapter: lr $10^{-3}$, $\alpha = 0.1$, MIA). Two honest caveats: the top
+# rows differ by less than the seed noise, and the rule is blind to the meta-step, since $\alpha = 0$ (last row)
+# is within a few tenths of a point of the winner. The paper's MIA signal stays in the experiment as an ablation,
+# at its own best setting at 5 % (lr $10^{-3}$, $\alpha = 0.01$, one-sided).
+#
+# **Protocol.** Class-wise forgetting of digit 3, the profile's seeds, each seed's cached original model and
+# retrain oracle. For $\rho \in \{1\,\%, 5\,\%, 20\,\%, 100\,\%\}$ of $D_r$ and each seed we draw
+# $\hat D_r$ once with `retain_subset` and hand **the same positions** to both methods:
+#
+# - `ltu` (library defaults, printed at the top) with `retain_positions` = $\hat D_r$: support the first half,
+#   query the second;
+# - `neggrad_plus` (its defaults: $\beta = 0.97$, learning rate $10^{-2}$) with `retain_positions` = $\hat D_r$, so
+#   that every retain batch it draws comes from $\hat D_r$. NegGrad+ runs for 5 epochs *over the retain set*,
+#   which on a 1 % subset of 12 samples would be 5 steps, far too few to forget anything. We therefore keep its
+#   full-data recipe unchanged (the number of steps of 5 epochs over all of $D_r$, and the stopping rule checked once per
+#   such epoch) and change only which retain samples it may draw;
+# - GA (which uses no retain data) and the oracle as reference lines;
+# - three ablations of LTU at the default $\rho$, with the same subsets: without the meta-step ($\alpha = 0$: the
+#   query and forgetting losses are evaluated at $\theta$ itself, everything else unchanged), without Gradient
+#   Harmonization, and with the MIA signal (at the setting named above).
+#
+# Both methods stop by the oracle-free rule of chapter 02 (forget accuracy at or below chance, 10 %); the metrics
+# (UA, RA, TA, MIA, Avg. Gap to the oracle) use all of $D_r$. Along the LTU runs with the default
+# $\rho$ we also record the cosine of the two meta-gradients before harmonisation, and keep the final models to
+# ask the attack what it thinks of the forget set after unlearning.
+
+# %%
+FRACTIONS = [0.01, 0.05, 0.2, 1.0]
+NGP = {k: v.default for k, v in inspect.signature(get_method("neggrad_plus")).parameters.items()
+       if v.default is not inspect.Parameter.empty}
+given, cos_hist, final_models = {}, {}, {}
+label = lambda method, rho: f"{method} {100 * rho:g}%"
+
+
+def subset_of(t, seed, rho):
+    return torch.cat(retain_subset(t, rho, seed))
+
+
+def ltu_setup(rho):
+    def setup(t, seed):
+        given[label("ltu", rho), seed] = pos = subset_of(t, seed, rho)
+        kw = {"retain_positions": pos}
+        if rho == RHO:   # record the meta-gradient cosines and keep the final model
+            cos_hist[seed] = kw["history"] = []
+            kw["post_step"] = lambda m, opt: final_models.__setitem__(("ltu", seed), m)
+        return kw
+    return setup
+
+
+def ngp_setup(rho):
+    def setup(t, seed):
+        given[label("neggrad+", rho), seed] = pos = subset_of(t, seed, rho)
+        per_epoch = math.ceil(len(t.retain_idx) / NGP["batch_size"])      # passes over ALL of D_r
+        return {"retain_positions": pos, "steps": NGP["epochs"] * per_epoch, "check_every": per_epoch}
+    return setup
+
+
+def ga_setup(t, seed):
+    return {"post_step": lambda m, opt: final_models.__setitem__(("ga", seed), m)}
+
+
+def ablation_setup(rho, **changes):
+    def setup(t, seed):
+        kw = {"retain_positions": subset_of(t, seed, rho), **changes}
+        if changes.get("forget_signal") == "mia":   # keep the final model for the attack's verdict
+            kw["post_step"] = lambda m, opt: final_models.__setitem__(("ltu mia", seed), m)
+        return kw
+    return setup
+
+
+variants = {"ga": ("ga", ga_setup)}
+for rho in FRACTIONS:
+    variants[label("ltu", rho)] = ("ltu", ltu_setup(rho))
+    variants[label("neggrad+", rho)] = ("neggrad_plus", ngp_setup(rho))
+MIA_BEST = {"forget_signal": "mia", "lr": 1e-3, "alpha": 0.01, "project": "forget"}   # best MIA setting at 5 %
+ABLATIONS = {f"{label('ltu', RHO)} alpha=0": (RHO, {"alpha": 0.0}),
+             f"{label('ltu', RHO)} no GH": (RHO, {"harmonize_grads": False}),
+             f"{label('ltu', RHO)} mia": (RHO, MIA_BEST)}
+for name, (rho, changes) in ABLATIONS.items():
+    variants[name] = ("ltu", ablation_setup(rho, **changes))
+t_start = time.perf_counter()
+cmp = compare_methods(variants, "class", data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS, device=device,
+                      progress=False)
+print(f"class-wise, {len(variants)} variants x {len(SEEDS)} seeds: {time.perf_counter() - t_start:.1f} s")
+# The two methods were handed identical subsets, and those are the subsets retain_subset draws for LTU by default.
+for rho in FRACTIONS:
+    for seed in SEEDS:
+        same = given[label("ltu", rho), seed]
+        assert torch.equal(same, given[label("neggrad+", rho), seed])
+        assert len(same) == max(4, round(rho * len(make_task(data, "class", forget_class=FORGET_CLASS).retain_idx)))
+print(cmp.table())
+print("steps per seed: " + "; ".join(f"{m} {cmp.per_seed(m, 'steps').astype(int).tolist()}" for m in cmp.methods))
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+xs_pct = 100 * np.array(FRACTIONS)
+for ax, key, title in zip(axes, ("RA", "UA", "gap"), ("retain accuracy RA (%)", "unlearning accuracy UA (%)",
+                                                       "Avg. Gap to the oracle")):
+    for method, style in (("ltu", "o-"), ("neggrad+", "s-")):
+        means = np.array([cmp.mean(label(method, r), key) for r in FRACTIONS])
+        cis = np.array([cmp.ci95(label(method, r), key) for r in FRACTIONS])
+        ax.errorbar(xs_pct, means, yerr=cis, fmt=style, capsize=3, label=f"{method} (same subset)")
+    for (abl, (rho, _)), marker in zip(ABLATIONS.items(), ("x", "+", "^")):
+        ax.plot(100 * rho, cmp.mean(abl, key), marker, ms=9, mew=2, label=abl.replace("ltu ", "ltu ablation "))
+    ax.axhline(cmp.mean("ga", key), color="C3", ls=":", label="GA (no retain data)")
+    if key != "gap":
+        ax.axhline(cmp.reference[key], color="k", ls="--", lw=1, label="retrain oracle")
+    ax.set_xscale("log")
+    ax.set_xticks(xs_pct, [f"{x:g}" for x in xs_pct])
+    ax.set_xlabel(r"retain subset $|\hat D_r|$ in % of $D_r$")
+    ax.set_title(title)
+axes[0].legend(fontsize=8)
+fig.suptitle(f"Class-wise forgetting of digit {FORGET_CLASS}: mean ± 95 % CI over seeds {SEEDS}")
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# What the numbers say, each with its assert.
+
+# %%
+ps = cmp.per_seed
+forgot = lambda m: ps(m, "UA") >= 90      # reached (about) the stopping target on that seed
+for rho in FRACTIONS:
+    L, N = label("ltu", rho), label("neggrad+", rho)
+    print(f"rho {100 * rho:5g}%: RA ltu {ps(L, 'RA').round(1)}, neggrad+ {ps(N, 'RA').round(1)}; "
+          f"UA ltu {ps(L, 'UA').round(1)}, neggrad+ {ps(N, 'UA').round(1)}; "
+          f"gap ltu {ps(L, 'gap').round(2)}, neggrad+ {ps(N, 'gap').round(2)}")
+
+for name in ABLATIONS:
+    print(f"{name:20s}: RA {ps(name, 'RA').round(1)}, UA {ps(name, 'UA').round(1)}, gap {ps(name, 'gap').round(2)}")
+L5, N5, L1, N1 = label("ltu", RHO), label("neggrad+", RHO), label("ltu", 0.01), label("neggrad+", 0.01)
+mean = cmp.mean
+# 1. Every LTU and NegGrad+ run forgets the class (UA >= 90 on every seed), at every subset size.
+assert all(forgot(label(m, r)).all() for m in ("ltu", "neggrad+") for r in FRACTIONS)
+# 2. The claim holds at the default 5 %: LTU keeps more retain accuracy and is closer to the oracle on every seed.
+assert (ps(L5, "RA") > ps(N5, "RA")).all() and (ps(L5, "gap") < ps(N5, "gap")).all()
+# 3. At 1 % it holds on average (mean RA and mean gap), but not on every seed.
+assert mean(L1, "RA") > mean(N1, "RA") and mean(L1, "gap") < mean(N1, "gap")
+print(f"1 %: LTU's RA above NegGrad+'s on {int((ps(L1, 'RA') > ps(N1, 'RA')).sum())} of {len(SEEDS)} seeds")
+# 4. With 20 % or all of D_r it does not hold: NegGrad+ has the higher mean RA and the lower mean gap.
+for r in (0.2, 1.0):
+    assert mean(label("neggrad+", r), "RA") > mean(label("ltu", r), "RA")
+    assert mean(label("neggrad+", r), "gap") < mean(label("ltu", r), "gap")
+# 5. NegGrad+ needs its retain data: from all of D_r to 1 % its mean RA falls by more than 10 points; LTU's by less.
+drop_n = mean(label("neggrad+", 1.0), "RA") - mean(N1, "RA")
+drop_l = mean(label("ltu", 1.0), "RA") - mean(L1, "RA")
+print(f"RA lost from 100 % to 1 %: neggrad+ {drop_n:.1f}, ltu {drop_l:.1f} points")
+assert drop_n > 10 and drop_l < drop_n
+# 6. LTU is closer to the oracle than GA at every subset size (mean gap).
+assert all(mean(label("ltu", r), "gap") < mean("ga", "gap") for r in FRACTIONS)
+# 7. The meta-step is not what helps: alpha = 0 is within the seed noise of LTU in RA and gap.
+A0 = f"{L5} alpha=0"
+for key in ("RA", "gap"):
+    assert abs(mean(A0, key) - mean(L5, key)) < cmp.ci95(A0, key) + cmp.ci95(L5, key)
+# 8. Gradient Harmonization is: without it the mean RA is more than 5 points lower and the mean gap higher.
+NG = f"{L5} no GH"
+assert mean(NG, "RA") < mean(L5, "RA") - 5 and mean(NG, "gap") > mean(L5, "gap")
+assert (ps(NG, "RA") < ps(L5, "RA")).all()
+
+# %% [markdown]
+# - **The claim holds at small subsets, most clearly at the default 5 %.** Given the same 5 % subset, LTU keeps
+#   more retain accuracy than NegGrad+ on every seed and ends closer to the oracle on every seed. At 1 % (12
+#   retain samples) it holds on average, not on every seed. NegGrad+, run with its full-data recipe on a tiny
+#   subset, fits those few samples while its ascent term damages the rest of $D_r$, and loses far more retain
+#   accuracy as the subset shrinks than LTU does.
+# - **It does not hold with plenty of retain data.** With 20 % or all of $D_r$, NegGrad+ has the higher mean
+#   retain accuracy and the lower mean gap; its tuned $\beta$ and learning rate were chosen with all of $D_r$.
+# - **What makes the difference on our data is not the meta-step.** With $\alpha = 0$, the query and forgetting losses
+#   are evaluated at $\theta$ itself. Nothing is "learned to learn", and the result is within the seed noise of
+#   LTU, as the held-out sweep had already suggested. What does matter is **Gradient Harmonization**: without
+#   it, the same losses, subsets and budget lose more than 5 points of mean retain accuracy (on every seed here).
+#   The expansion {eq}`eq-08-taylor` says why $\alpha$ cannot do much here: its rewards are $\alpha$ times inner
+#   products of mini-batch gradients, with $\alpha = 0.03$, while the projection removes the conflicting component
+#   exactly at every step. So on digits, "LTU" works as "retain descent on $\hat D_r$ plus ascent on $D_f$, made
+#   conflict-free by PCGrad, with a slow learning rate". That is close to the PCGrad method of chapter 05,
+#   with equal weights and a retain subset.
+# - **The MIA signal** (at its own best held-out setting) forgets and keeps retain accuracy about as well as the
+#   ascent signal at 5 %, in fewer steps. But on held-out seeds no MIA setting was reliable at 1 %, which is why the
+#   default is ascent.
+#
+# **What the attack says after unlearning, and how often the meta-gradients conflicted.** We refit each seed's
+# attack exactly as LTU did at $\theta_0$ (same data, same seed) and ask it for the mean $P(\text{member})$ of
+# the forget set and of the unseen second half of the test set: at $\theta_0$, after LTU (default, ascent signal),
+# after LTU with the MIA signal, after GA, and at the retrain oracle.
+
+# %%
+after = {}
+for seed in SEEDS:
+    t = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
+    m = original_model(data, cfg, seed=seed, device=device)
+    A = fit_attack(m, t, seed, RHO)
+    half = len(t.y_test) // 2
+    models_s = {"theta0": m, "ltu": final_models["ltu", seed], "ltu mia": final_models["ltu mia", seed],
+                "ga": final_models["ga", seed], "oracle": retrained_model(t, cfg, seed=seed, device=device)}
+    after[seed] = {k: (p_member(A, mk, t.x_forget, t.y_forget).mean().item(),
+                       p_member(A, mk, t.x_test[half:], t.y_test[half:]).mean().item()) for k, mk in models_s.items()}
+    print(f"seed {seed}: mean P(member) on D_f / on unseen test data: "
+          + ", ".join(f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in after[seed].items()))
+conflict_share = {seed: float(np.mean(np.array(cos_hist[seed]) < 0)) for seed in SEEDS}
+print("share of LTU steps whose meta-gradients conflicted (cos < 0), per seed:",
+      {s: round(v, 2) for s, v in conflict_share.items()}, "; median cos:",
+      {s: round(float(np.median(cos_hist[s])), 3) for s in SEEDS})
+
+P_f = {k: np.array([after[s][k][0] for s in SEEDS]) for k in after[SEEDS[0]]}
+P_t = {k: np.array([after[s][k][1] for s in SEEDS]) for k in after[SEEDS[0]]}
+# 9. After unlearning, by either signal, and at the oracle, the attack calls D_f a non-member: mean P(member)
+#    below 0.05 on every seed, far below what it says of unseen test data at the same model.
+assert all((P_f[k] < 0.05).all() and (P_f[k] < P_t[k] - 0.1).all() for k in ("ltu", "ltu mia", "ga", "oracle"))
+# 10. GA also lowers the attack's P(member) on unseen test data, more than LTU does (collateral damage).
+assert (P_t["ga"] < P_t["ltu"]).all()
+# 11. The meta-gradients conflict on most LTU steps, so the harmonisation acts on most steps.
+assert all(v > 0.5 for v in conflict_share.values())
+
+# %% [markdown]
+# After unlearning, the attack calls the forget set a non-member with near certainty, whichever signal LTU used,
+# and so it does after GA and at the oracle. In class-wise forgetting every one of these models misclassifies
+# digit 3 (the oracle has never seen it), its $\log p_y$ and margin on $D_f$ become very negative, and a
+# logistic regression that weighs them positively saturates at $P(\text{member}) \approx 0$. That is the
+# self-limiting behaviour of {eq}`eq-08-mia-grad`: once a sample is called a non-member it no longer contributes a
+# gradient. It also means the attack is no longer informative about *how well* the forgetting matches the oracle:
+# it cannot tell LTU from GA, although GA has damaged the model (its retain accuracy above, and the attack's lower
+# $P(\text{member})$ on unseen test data after GA: the model is less confident everywhere). A frozen attack fitted
+# at $\theta_0$ is a one-sided audit. It says the forget set no longer looks like training data, not that the
+# model looks like the retrained one. The meta-gradients conflicted on most steps of every run, so the
+# harmonisation was active most of the time. This is consistent with the ablation: projection, not the
+# look-ahead, is the working part.
+#
+# ## 8.6 Cost of one step
+#
+# One LTU step computes: the support gradient and the inner step (one forward and backward on the support
+# batch), the query loss and the forgetting loss at $\theta'$ (two more forwards and backwards, plus the tiny
+# attack), for the exact version a backward through the first backward (two Hessian-vector products), and the
+# harmonisation (three inner products over the $P$ parameters). A GA step is one forward and one backward. We time
+# the meta-gradients and the harmonisation separately against a GA gradient, on batches of 32, in float32.
+# Timings on a shared machine are noisy, so they are printed, not asserted.
+
+# %%
+def timed(fn, repeats=5):
+    fn()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    return (time.perf_counter() - t0) / repeats
+
+
+t_ga = timed(lambda: loss_grad(m0, xf, yf, lambda z, y: -F.cross_entropy(z, y)))
+t_fo = timed(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK))
+t_so = timed(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK, second_order=True))
+t_mia = timed(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, attack0))
+t_h = timed(lambda: harmonized_update(G_rem, G_fgt, LTU_DEFAULTS["project"]), repeats=50)
+print(f"per step: GA gradient {1e3 * t_ga:.1f} ms; LTU meta-gradients first order {1e3 * t_fo:.1f} ms "
+      f"({t_fo / t_ga:.1f}x GA), exact {1e3 * t_so:.1f} ms ({t_so / t_ga:.1f}x), first order with the MIA signal "
+      f"{1e3 * t_mia:.1f} ms ({t_mia / t_ga:.1f}x); harmonisation {1e3 * t_h:.2f} ms")
+for m in ("ga", L5, f"{L5} mia", N5):
+    print(f"{m:14s}: {cmp.mean(m, 'steps'):6.1f} steps, {cmp.mean(m, 'time_s'):5.2f} s per run (mean over seeds)")
+
+# %% [markdown]
+# On this tiny CNN a first-order LTU step costs a few GA gradients: three forward-backward passes instead of one,
+# plus the overhead of `torch.func`. The exact version adds the Hessian-vector products, and the harmonisation is
+# negligible. The MIA signal adds only the attack's three features and a logistic regression. Per run, the
+# default LTU takes a number of steps similar to GA's (its learning rate is small, so it needs many steps to
+# reach the target), and its wall time is a few times GA's (GA also checks its stopping rule after every step). The
+# library's benchmark measures the marginal time per step the same way for every method:
+# `python -m unlearnlib.bench --step-cost --methods ga,ltu`.
+#
+# ## Summary
+#
+# - LTU (Huang, Foo & Liu, arXiv 2407.10494) unlearns with only a small retain subset $\hat D_r$ by
+#   meta-learning: an inner step on a support batch {eq}`eq-08-inner`, a remembering loss on a *disjoint* query batch
+#   and a forgetting loss at the fast weights, and an outer update {eq}`eq-08-objective`. The phases, the
+#   membership-inference feedback and Gradient Harmonization are the paper's; every formula and setting here is
+#   our reconstruction.
+# - The meta-gradient {eq}`eq-08-metagrad` is one `vjp` through the inner step. The first-order version drops
+#   $-\alpha H_{sup}(\cdot)$ {eq}`eq-08-fo-diff`, about 1 % of the step at our $\alpha$. To first order the objective
+#   rewards agreement of retain gradients across disjoint batches and of the forgetting with the retaining gradient
+#   {eq}`eq-08-taylor` (chapter 09 analyses the expansion). With query = support the first reward turns into a reward
+#   for memorising; we measured the same-batch meta-test to be several times too optimistic.
+# - The differentiable attack (logistic regression on $\log p_y$, entropy, margin; fitted on support vs held-out
+#   test data, never on $D_f$) gives the loss $\operatorname{softplus}(s)$ {eq}`eq-08-mia-loss`. Its gradient is weighted by
+#   $P(\text{member})$ {eq}`eq-08-mia-grad`, so the loss is self-limiting. On digits the attack is barely informative at
+#   $\theta_0$, and after unlearning it calls $D_f$ a non-member for every method and for the oracle alike.
+# - Gradient Harmonization (PCGrad on the two meta-gradients) leaves a pair with inner product
+#   $-c(1-\cos^2\varphi) \ge 0$ {eq}`eq-08-gh-inner`, and the summed update descends on both losses to first order. The
+#   one-sided variant protects only the remembering loss.
+# - Our from-scratch `torch.func` LTU matches `unlearnlib`'s meta-gradients to $10^{-16}$ in float64, and its
+#   trajectory to float32 rounding.
+# - With the same subset, LTU kept more retain accuracy than NegGrad+ at 5 % (every seed) and at 1 % (on average).
+#   At 20 % and 100 % NegGrad+ was better. The ablations locate LTU's advantage in Gradient Harmonization, not in the
+#   meta-step: $\alpha = 0$ did as well. On held-out seeds, the paper's MIA signal did not forget reliably with a 1 %
+#   subset, so the library's default signal is plain ascent.
+#
+# ## Exercises
+#
+# 1. **Random forgetting.** Rerun §8.5 for random forgetting of 10 % (`compare_methods(..., "random")`) at
+#    $\rho = 5\,\%$ only. The target is now the model's test accuracy (chapter 02). Does LTU still beat NegGrad+
+#    with the same subset? Compare with chapter 02's finding that random forgetting on digits barely separates the
+#    methods.
+# 2. **Exact meta-gradients.** Run the default LTU with `second_order=True` on the 5 % subsets. Does the gap or the
+#    retain accuracy change beyond the seed noise? Relate the answer to the 1 % share of {eq}`eq-08-fo-diff`
+#    measured in §8.4, and to the timings of §8.6.
+# 3. **A memorising meta-test.** Modify `my_ltu` so that the query batch is drawn from the *support* set. Compare
+#    the retain accuracy on $D_r \setminus \hat D_r$ with the disjoint version at $\rho = 1\,\%$. *Hint:* by
+#    {eq}`eq-08-taylor`, the remembering reward becomes $-\alpha\|\nabla L_{sup}\|^2$. Try a larger $\alpha$ to make
+#    the effect visible.
+# 4. **$K$ attacks.** The paper's summary mentions $K$ membership models. Fit $K = 5$ attacks on bootstrap
+#    resamples of the support set (or on disjoint folds of $\hat D_r$) and average their losses
+#    {eq}`eq-08-mia-loss`. Does the MIA signal become reliable at $\rho = 1\,\%$? Check each attack's held-out AUC as in §8.2.
+# 5. **When the one-sided projection fails to forget.** Show from {eq}`eq-08-gh-one` that $\langle d, G_{fgt}\rangle < 0$
+#    exactly when $\|G_{rem}\|\,|\cos\varphi| > \|G_{fgt}\|\sin^2\varphi$ (for $\cos\varphi < 0$). Record
+#    $\|G_{rem}\|$, $\|G_{fgt}\|$ and the cosine along a run with `project="forget"` and count how often it
+#    happens. Run the one-sided MIA setting of §8.5 at $\rho = 20\,\%$: does this explain how slowly it forgets?
+# 6. **A stronger attack.** Add features to `MembershipModel` (for example $\log(-\log p_y)$, which spreads the
+#    tiny losses of confidently classified samples, or the sorted probability vector) and measure the best AUC you
+#    can reach on digits at $\theta_0$ (§8.2). How far is it from chance, and what does that say about the
+#    membership signal on this dataset?
+
