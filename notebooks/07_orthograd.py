@@ -76,7 +76,7 @@ from unlearnlib.experiment import compare_methods
 from unlearnlib.grads import (RANK_RTOL_EPS, flatten_batched, loss_grad, per_sample_grads, per_sample_grads_loop,
                               project_orthogonal, trainable, unflatten)
 from unlearnlib.methods import REGISTRY
-from unlearnlib.methods.orthograd import orthogonal_direction
+from unlearnlib.methods.orthogonal import orthogonal_direction
 from unlearnlib.models import count_parameters, make_model
 from unlearnlib.plots import metric_bars
 from unlearnlib.train import TrainConfig, original_model
@@ -673,7 +673,7 @@ print(f"smallest / largest singular value of G: {(sv[-1] / sv[0]).item():.1e}; s
 # oracle-free target of chapter 02, checked once per pass) are what the rule of chapter 02 picks on the held-out
 # seeds 100–104 when the method may use a 5 % retain subset, the setting of this section, over learning rates
 # $\{0.003, 0.01, 0.03, 0.1\}$ and $\alpha \in \{0.25, 0.5, 0.75\}$. With the whole retain set the same rule picks
-# a larger step ($0.03$, $\alpha = 0.75$; see the docstring of `unlearnlib.methods.orthograd`). The baselines keep
+# a larger step ($0.03$, $\alpha = 0.75$; see the docstring of `unlearnlib.methods.orthogonal`). The baselines keep
 # the defaults of chapter 02, which were chosen with the whole retain set; we did not re-tune them for the subset.
 # Each OrthoGrad run records its preserved-signal ratio $\rho$ ({eq}`eq-07-rate`) at every step through the
 # method's `history` argument.

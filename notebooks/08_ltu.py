@@ -74,8 +74,8 @@ from unlearnlib.data import cycle_batches, load_dataset, make_task
 from unlearnlib.experiment import compare_methods
 from unlearnlib.grads import cosine, flatten, harmonize, loss_grad, trainable, unflatten
 from unlearnlib.methods import get_method
-from unlearnlib.methods.ltu import (MembershipModel, harmonized_update, ltu_meta_gradients, membership_loss,
-                                    retain_subset, train_membership_model)
+from unlearnlib.methods.meta_learning import (MembershipModel, harmonized_update, ltu_meta_gradients,
+                                              membership_loss, retain_subset, train_membership_model)
 from unlearnlib.metrics import accuracy
 from unlearnlib.train import TrainConfig, original_model, retrained_model
 

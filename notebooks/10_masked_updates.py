@@ -61,7 +61,7 @@ from unlearnlib.experiment import compare_methods
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.grads import flatten, loss_grad, trainable
 from unlearnlib.methods import MASKED_LR, get_method
-from unlearnlib.methods.masked import FeasibilityMasker, feasibility_mask
+from unlearnlib.methods.feasible import FeasibilityMasker, feasibility_mask
 from unlearnlib.train import TrainConfig, original_model
 
 profile = unlearnlib.config.get_profile()

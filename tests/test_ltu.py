@@ -15,10 +15,11 @@ from conftest import same_state, state_of
 from unlearnlib import UnlearnError, data, grads, models
 from unlearnlib.methods import get_method
 from unlearnlib.methods.lookahead import functional_loss
-from unlearnlib.methods.ltu import (MembershipModel, harmonized_update, ltu, ltu_meta_gradients, membership_loss,
-                                    retain_subset, split_support_query, train_membership_model)
+from unlearnlib.methods.meta_learning import (MembershipModel, harmonized_update, ltu, ltu_meta_gradients,
+                                              membership_loss, retain_subset, split_support_query,
+                                              train_membership_model)
 
-ltu_module = importlib.import_module("unlearnlib.methods.ltu")  # the module (the package exports the function)
+ltu_module = importlib.import_module("unlearnlib.methods.meta_learning")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from unlearnlib.data import make_task
 from unlearnlib.grads import (flatten_batched, loss_grad, per_sample_grads, project_orthogonal, trainable,
                               unflatten)
 from unlearnlib.methods import get_method
-from unlearnlib.methods.orthograd import orthogonal_direction, orthograd
+from unlearnlib.methods.orthogonal import orthogonal_direction, orthograd
 from unlearnlib.models import make_model
 
 from conftest import same_state, state_of

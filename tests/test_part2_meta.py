@@ -10,8 +10,8 @@ from torch.func import grad, jvp
 from unlearnlib import UnlearnError, data, grads, models
 from unlearnlib.methods import REGISTRY, get_method
 from unlearnlib.methods.lookahead import functional_loss, lookahead_grads, lur_meta_gradient, lur_objective
-from unlearnlib.methods.ltu import retain_subset
-from unlearnlib.methods.masked import feasibility_mask
+from unlearnlib.methods.meta_learning import retain_subset
+from unlearnlib.methods.feasible import feasibility_mask
 
 
 @pytest.fixture(scope="module")

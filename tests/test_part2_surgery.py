@@ -7,7 +7,7 @@ from scipy.optimize import minimize
 
 from unlearnlib import UnlearnError, data, grads, models
 from unlearnlib.methods import get_method
-from unlearnlib.methods.orthograd import orthogonal_direction
+from unlearnlib.methods.orthogonal import orthogonal_direction
 from unlearnlib.methods.implicit import dual_step
 
 

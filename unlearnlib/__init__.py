@@ -1,8 +1,8 @@
 """unlearnlib: the helper library of *Machine Unlearning: an executable textbook*.
 
 Every public function names, in its docstring, the chapter that derives it. The library is flat on purpose:
-one module per job (``config``, ``data``, ``models``, ``train``, ``metrics``, ``grads``, ``methods``, ``plots``,
-``bench``), so that each file can be read top to bottom next to its chapter.
+one module per job (``config``, ``data``, ``models``, ``train``, ``metrics``, ``grads``, ``diagnostics``,
+``methods``, ``experiment``, ``plots``, ``bench``), so that each file can be read top to bottom next to its chapter.
 """
 
 from unlearnlib.errors import UnlearnError

@@ -197,7 +197,7 @@ class ConflictTracker:
 
     Read the results after the run: :attr:`steps`, :attr:`cos`, :attr:`forget_norm`, :attr:`retain_norm`,
     :attr:`forget_loss`, :attr:`retain_loss`, :attr:`forget_acc`, :attr:`retain_acc`, :attr:`layer_cos`
-    ``[T, L]`` with :attr:`layer_names`,
+    ``[T, L]`` with ``layer_names``,
     :attr:`sample_steps`, :attr:`sample_cos` ``[T_s, B]``, :attr:`conflict_rate`, and :attr:`probe_labels`;
     all NumPy arrays.
 

@@ -11,9 +11,9 @@ from unlearnlib.errors import UnlearnError
 from unlearnlib.methods.baselines import finetune, ga, neggrad_plus, random_label, retrain
 from unlearnlib.methods.implicit import implicit_surgery
 from unlearnlib.methods.lookahead import lur
-from unlearnlib.methods.ltu import ltu
-from unlearnlib.methods.masked import masked
-from unlearnlib.methods.orthograd import orthograd
+from unlearnlib.methods.meta_learning import ltu
+from unlearnlib.methods.feasible import masked
+from unlearnlib.methods.orthogonal import orthograd
 from unlearnlib.methods.stronger import l1_sparse, salun, saliency_mask, scrub
 from unlearnlib.methods.surgery import pcgrad, unilateral_surgery
 

@@ -1,5 +1,5 @@
 """Look-ahead (meta-learning) unlearning: the shared look-ahead primitives and LUR (chapter 09; LTU, chapter 08, is
-in :mod:`unlearnlib.methods.ltu`).
+in :mod:`unlearnlib.methods.meta_learning`).
 
 Both evaluate a loss at *fast weights* θ' = θ − α ∇L_in(θ) reached by one inner step, and differentiate through
 that step. With ``torch.func`` this is a composition of ``grad`` and ``vjp``: the exact meta-gradient

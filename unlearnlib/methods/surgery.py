@@ -91,7 +91,7 @@ def unilateral_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 4
     λ* = max(0, (−⟨g_r, g_f⟩ − ε) / ‖g_r‖²) of min ½‖d − g_f‖² s.t. ⟨g_r, d⟩ ≥ −ε (chapter 05).
 
     Only the forget gradient is operated on, adding just enough g_r that the first-order retain loss rises by at
-    most ε per unit step (ε < 0: falls by at least |ε|). ε = 0 is the one-sided projection of PCGrad (A-GEM);
+    most ε per unit step (ε < 0: falls by at least −ε). ε = 0 is the one-sided projection of PCGrad (A-GEM);
     ε = ∞ is GA, step for step. Iterates over forget batches and checks the stopping rule after every step
     (``check_every=1``), as GA does. Two backward passes per step. The constraint holds for the direction handed
     to the optimiser; SGD's momentum and weight decay then change the actual step. ``history``, if a list,
