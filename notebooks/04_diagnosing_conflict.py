@@ -64,6 +64,7 @@ from torch.func import functional_call, grad, vjp, vmap
 
 import unlearnlib.config
 from unlearnlib import UnlearnError
+from unlearnlib.bench import median_time
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.diagnostics import (ConflictTracker, blockwise_cosines, conflict_by_class, forget_retain_grads,
                                     layer_index, loss_change, neg_ce, sample_cosines)
@@ -211,8 +212,8 @@ print(f"B = {len(yb)}, P = {P}: vmap = loop = library (largest difference {(ours
 # %% [markdown]
 # ### What it costs
 #
-# **Time.** We time both versions with `time.perf_counter` over several repeats, after a warm-up, and report the
-# median. The ratio depends on the machine, the batch size and the model, and on what else the machine is doing,
+# **Time.** We time both versions with `unlearnlib.bench.median_time`: one warm-up call (the first call pays
+# for memory allocation and for tracing the vmapped function), then the median of several timed calls. The ratio depends on the machine, the batch size and the model, and on what else the machine is doing,
 # so we print it rather than assert it; the benchmarks of the repository measure such costs properly.
 #
 # **Memory.** The result is a $B \times P$ matrix: $B$ full copies of the gradient. For our small CNN that is
@@ -222,16 +223,6 @@ print(f"B = {len(yb)}, P = {P}: vmap = loop = library (largest difference {(ours
 # result itself is still $B \cdot P$ numbers.
 
 # %%
-def median_time(fn, repeats=5):
-    fn()                                               # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 t_vmap = median_time(lambda: my_per_sample_grads(m0, xb, yb))
 t_loop = median_time(lambda: my_per_sample_grads_loop(m0, xb, yb))
 print(f"B = {len(yb)}: vmap {1e3 * t_vmap:.1f} ms, loop {1e3 * t_loop:.1f} ms, loop / vmap = {t_loop / t_vmap:.1f}x "

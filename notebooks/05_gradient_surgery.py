@@ -60,6 +60,7 @@ from scipy.optimize import minimize
 
 import unlearnlib.config
 import unlearnlib.grads
+from unlearnlib.bench import step_times
 from unlearnlib.data import cycle_batches, load_dataset, make_task
 from unlearnlib.diagnostics import loss_change
 from unlearnlib.experiment import compare_methods
@@ -1017,23 +1018,16 @@ print("backward passes per step: " + ", ".join(f"{m} {v:g}" for m, v in passes.i
 assert passes == {"ga": 1, "neggrad_plus": 1, "pcgrad": 2, "unilateral_surgery": 2}
 
 # %% [markdown]
-# **Time.** Time per step, relative to a GA step on the same batches and model. As the repository's step-cost
-# benchmark does (`python -m unlearnlib.bench --step-cost`), we take the *marginal* time between runs of 4 and 24
-# steps, so that copying the model and building the optimiser cancel, and report the median of three repeats. This
+# **Time.** Time per step, relative to a GA step on the same batches and model, measured as the repository's
+# step-cost benchmark (`python -m unlearnlib.bench --step-cost`) measures it, with `unlearnlib.bench.step_times`:
+# the *marginal* time between runs of 4 and 24 steps, so that copying the model and building the optimiser cancel,
+# the methods timed in turn, three rounds, and each ratio taken against GA's time in the same round. This
 # machine's timing depends on what else it is doing, so we print it and assert nothing.
 
 # %%
-def step_time(name, short=4, long=24, repeats=3):
-    def run(steps):
-        start = time.perf_counter()
-        get_method(name)(m0, task, steps=steps, stop_at=None)
-        return time.perf_counter() - start
-    run(short)                                           # warm-up
-    return float(np.median([(run(long) - run(short)) / (long - short) for _ in range(repeats)]))
-
-
-per_step = {m: step_time(m) for m in COST}
-print("time per step: " + ", ".join(f"{m} {1e3 * t:.1f} ms ({t / per_step['ga']:.2f}x GA)" for m, t in per_step.items()))
+times = step_times(COST, m0, task, batch_size=32, budgets=(4, 24), rounds=3)
+print("time per step: " + ", ".join(f"{m} {1e3 * np.median(t):.1f} ms ({np.median(t / times['ga']):.2f}x GA)"
+                                    for m, t in times.items()))
 
 # %% [markdown]
 # From the count one expects a surgery step to cost about two GA steps, about as much as a NegGrad+ step. The

@@ -67,6 +67,7 @@ from scipy.stats import spearmanr
 from torch.func import functional_call
 
 import unlearnlib.config
+from unlearnlib.bench import step_times
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.diagnostics import loss_change, neg_ce
 from unlearnlib.experiment import compare_methods
@@ -894,20 +895,11 @@ for name in METHODS:
 SAMPLES_BWD = {"ga": 1, "unilateral_surgery": 2, "implicit_surgery": 2}  # batches whose samples go through backward
 
 
-def step_time(name, reps=3):
-    def run(steps):
-        start = time.perf_counter()
-        REGISTRY[name](m0, task0, steps=steps, stop_at=None)
-        return time.perf_counter() - start
-    run(4)                                                               # warm-up
-    return float(np.median([(run(24) - run(4)) / 20 for _ in range(reps)]))
-
-
-ms = {name: 1000 * step_time(name) for name in METHODS}
+times = step_times(METHODS, m0, task0, batch_size=32, budgets=(4, 24), rounds=3)   # as in chapter 05
 for name in METHODS:
     print(f"{name:19s} per step: {passes[name]['forward']:.0f} forward, {passes[name]['backward']:.0f} backward, "
-          f"{SAMPLES_BWD[name]} batch(es) of samples through backward; {ms[name]:.2f} ms "
-          f"= {ms[name] / ms['ga']:.2f} x GA (this machine, {torch.get_num_threads()} thread(s))")
+          f"{SAMPLES_BWD[name]} batch(es) of samples through backward; {1e3 * np.median(times[name]):.2f} ms "
+          f"= {np.median(times[name] / times['ga']):.2f} x GA (this machine, {torch.get_num_threads()} thread(s))")
 assert passes["implicit_surgery"] == {"forward": 2, "backward": 1}
 assert passes["unilateral_surgery"] == {"forward": 2, "backward": 2}
 assert passes["ga"] == {"forward": 1, "backward": 1}

@@ -70,7 +70,7 @@ import torch
 import torch.nn.functional as F
 
 import unlearnlib.config
-from unlearnlib.bench import build_parser, step_cost
+from unlearnlib.bench import build_parser, median_time, step_cost
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.experiment import compare_methods
 from unlearnlib.grads import (RANK_RTOL_EPS, flatten_batched, loss_grad, per_sample_grads, per_sample_grads_loop,
@@ -78,7 +78,7 @@ from unlearnlib.grads import (RANK_RTOL_EPS, flatten_batched, loss_grad, per_sam
 from unlearnlib.methods import REGISTRY
 from unlearnlib.methods.orthogonal import orthogonal_direction
 from unlearnlib.models import count_parameters, make_model
-from unlearnlib.plots import metric_bars
+from unlearnlib.plots import comparison_bars
 from unlearnlib.train import TrainConfig, original_model
 
 profile = unlearnlib.config.get_profile()
@@ -724,12 +724,9 @@ for sc, comp in results.items():
 
 # %%
 for sc, comp in results.items():
-    shown = {k: v for k, v in comp.summary.items() if k != "original"}
-    fig = metric_bars(shown, comp.reference, title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
-                                                    else "Random forgetting of 10 %")
-                      + f", 5 % of D_r ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
-    for ax in fig.axes:
-        ax.set_ylabel("%")
+    comparison_bars(comp, title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
+                                 else "Random forgetting of 10 %")
+                    + f", 5 % of D_r ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
     plt.show()
 
 # %% [markdown]
@@ -852,16 +849,6 @@ for sc in ("class",):
 # it is running and on the model; we print them and assert nothing.
 
 # %%
-def median_time(fn, repeats=5):
-    fn()                                                     # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 parts = {"g_u: forward + backward on the forget batch": lambda: loss_grad(m0, xf, yf),
          "per-sample gradients, vmap": lambda: per_sample_grads(m0, xr, yr),
          "per-sample gradients, Python loop": lambda: per_sample_grads_loop(m0, xr, yr),
@@ -876,7 +863,7 @@ for b in (8, 32, 128):
           f"loop / vmap {t_l / t_v:4.1f}x")
 
 args = build_parser().parse_args(["--step-cost", "--methods", "ga,orthograd"])
-cost = step_cost(args, profile, device, budgets=(3, 9), repeats=3)
+cost = step_cost(args, profile, device, budgets=(3, 9), rounds=3)
 print(f"one step, B = {cost['batch_size']}, {cost['model']} on {cost['device']}: "
       + ", ".join(f"{k} {v:.1f} ms ({cost['ratio'][k]:.1f}x GA)" for k, v in cost["step_ms"].items()))
 print(f"per-sample loop / vmap, whole step: {cost['step_ms']['orthograd[loop]'] / cost['step_ms']['orthograd']:.1f}x")

@@ -70,6 +70,7 @@ from sklearn.metrics import roc_auc_score
 from torch.func import functional_call, grad, jvp, vjp
 
 import unlearnlib.config
+from unlearnlib.bench import median_time
 from unlearnlib.data import cycle_batches, load_dataset, make_task
 from unlearnlib.experiment import compare_methods
 from unlearnlib.grads import cosine, flatten, harmonize, loss_grad, trainable, unflatten
@@ -818,19 +819,11 @@ assert all(v > 0.5 for v in conflict_share.values())
 # Timings on a shared machine are noisy, so they are printed, not asserted.
 
 # %%
-def timed(fn, repeats=5):
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats
-
-
-t_ga = timed(lambda: loss_grad(m0, xf, yf, lambda z, y: -F.cross_entropy(z, y)))
-t_fo = timed(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK))
-t_so = timed(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK, second_order=True))
-t_mia = timed(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, attack0))
-t_h = timed(lambda: harmonized_update(G_rem, G_fgt, LTU_DEFAULTS["project"]), repeats=50)
+t_ga = median_time(lambda: loss_grad(m0, xf, yf, lambda z, y: -F.cross_entropy(z, y)))
+t_fo = median_time(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK))
+t_so = median_time(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK, second_order=True))
+t_mia = median_time(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, attack0))
+t_h = median_time(lambda: harmonized_update(G_rem, G_fgt, LTU_DEFAULTS["project"]), repeats=50)
 print(f"per step: GA gradient {1e3 * t_ga:.1f} ms; LTU meta-gradients first order {1e3 * t_fo:.1f} ms "
       f"({t_fo / t_ga:.1f}x GA), exact {1e3 * t_so:.1f} ms ({t_so / t_ga:.1f}x), first order with the MIA signal "
       f"{1e3 * t_mia:.1f} ms ({t_mia / t_ga:.1f}x); harmonisation {1e3 * t_h:.2f} ms")

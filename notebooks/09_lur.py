@@ -58,6 +58,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp, vjp
 
 import unlearnlib.config
+from unlearnlib.bench import median_time
 from unlearnlib.diagnostics import ConflictTracker
 from unlearnlib.experiment import compare_methods
 from unlearnlib.data import load_dataset, make_task
@@ -362,19 +363,11 @@ print("the library's look-ahead left the BatchNorm statistics untouched")
 # print them.
 
 # %%
-def timed(fn, repeats=5):
-    fn()
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats
-
-
 xf32, xr32 = xf.float(), xr.float()
 m32 = m0.train()
-t_ga = timed(lambda: loss_grad(m32, xf32, yf, lambda z, y: -F.cross_entropy(z, y)))
-t_fo = timed(lambda: lur_meta_gradient(m32, xf32, yf, xr32, yr, ALPHA, second_order=False))
-t_so = timed(lambda: lur_meta_gradient(m32, xf32, yf, xr32, yr, ALPHA, second_order=True))
+t_ga = median_time(lambda: loss_grad(m32, xf32, yf, lambda z, y: -F.cross_entropy(z, y)))
+t_fo = median_time(lambda: lur_meta_gradient(m32, xf32, yf, xr32, yr, ALPHA, second_order=False))
+t_so = median_time(lambda: lur_meta_gradient(m32, xf32, yf, xr32, yr, ALPHA, second_order=True))
 m0.eval()
 print(f"per step: GA {1e3 * t_ga:.1f} ms, LUR first order {1e3 * t_fo:.1f} ms ({t_fo / t_ga:.1f}x), "
       f"second order {1e3 * t_so:.1f} ms ({t_so / t_ga:.1f}x)")

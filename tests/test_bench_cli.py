@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from scipy import stats
 
 from conftest import start_cli
@@ -109,3 +110,28 @@ def test_step_cost_json(runs):
     assert report["ratio"]["ga"] == 1.0  # GA against itself, by construction
     assert all(v > 0 and math.isfinite(v) for v in report["ratio"].values())
     assert json.loads(stdout) == report["ratio"]
+
+
+def test_median_time_warms_up_once_then_takes_the_median():
+    from unlearnlib.bench import median_time
+    calls = []
+    durations = iter([0.0, 0.002, 0.030, 0.001])   # warm-up, then three timed calls; the slow one is an outlier
+
+    def fn():
+        calls.append(1)
+        import time
+        time.sleep(next(durations))
+
+    t = median_time(fn, repeats=3)
+    assert len(calls) == 4
+    assert 0.002 <= t < 0.02
+
+
+def test_step_times_one_sample_per_round_for_every_method(class_task, original):
+    from unlearnlib.bench import step_times
+    before = {k: v.clone() for k, v in original.state_dict().items()}
+    times = step_times(["ga", "ga", "retrain", "orthograd[loop]"], original, class_task, batch_size=4,
+                       budgets=(1, 3), rounds=2)
+    assert list(times) == ["ga", "retrain", "orthograd[loop]"]     # duplicates timed once, order kept
+    assert all(v.shape == (2,) and np.isfinite(v).all() for v in times.values())
+    assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())   # timing leaves θ0 alone

@@ -6,7 +6,8 @@ Two modes:
   oracle, run every method, evaluate it against the same seed's oracle, and write per-seed results and a summary
   (mean, standard deviation and the half-width of the 95 % Student-t confidence interval over seeds);
 * ``--step-cost``: the time of one unlearning step of every method as a ratio to one gradient-ascent step on the
-  same batches and model (the marginal time between two step budgets, after a warm-up, with CUDA synchronised).
+  same batches and model (the marginal time between two step budgets, after a warm-up, with CUDA synchronised,
+  the methods timed round-robin; see :func:`step_times`).
 
 Bad input exits with status 2 and one line on stderr that begins with ``error:``.
 """
@@ -94,8 +95,57 @@ def run_benchmark(args, profile, device) -> dict:
             "summary": comparison.summary}
 
 
-def step_cost(args, profile, device, budgets=(4, 20), repeats: int = 5) -> dict:
-    """Marginal time per step of every method, divided by GA's (contract item 5)."""
+def median_time(fn, repeats: int = 5, device=None) -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeats`` calls, after one warm-up call; on CUDA the queue is
+    drained around each call so that the time is the work's, not the launch's (chapters 04, 07-09)."""
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def step_times(names, model, task, batch_size: int, budgets=(4, 20), rounds: int = 5) -> dict[str, np.ndarray]:
+    """Seconds per unlearning step of every method in ``names`` (registered names, ``masked:<base>`` or an entry
+    of ``STEP_COST_VARIANTS``), ``rounds`` samples each (contract item 5; chapters 05-07).
+
+    A sample is the *marginal* time between a run of ``budgets[1]`` steps and one of ``budgets[0]`` steps, so that
+    copying the model and building the optimiser cancel. The methods are timed round-robin, one sample of each
+    per round, so that a slow spell of a shared machine falls on every method of that round alike; divide by GA's
+    sample *of the same round* to get a ratio that such spells do not bias. ``retrain`` is timed as one SGD step
+    of the training recipe (``finetune``), which is what retraining repeats.
+    """
+    device = next(model.parameters()).device
+
+    def run(name, steps):
+        base, extra = STEP_COST_VARIANTS.get(name, (name, {}))
+        _sync(device)
+        start = time.perf_counter()
+        if base == "retrain":
+            REGISTRY["finetune"](model, task, steps=steps, batch_size=batch_size, seed=0)
+        else:
+            get_method(base)(model, task, steps=steps, batch_size=batch_size, seed=0, stop_at=None, **extra)
+        _sync(device)
+        return time.perf_counter() - start
+
+    names = list(dict.fromkeys(names))
+    for name in names:
+        run(name, budgets[0])  # warm-up: first-call costs (allocations, vmap tracing) are not a step's
+    samples = {name: [] for name in names}
+    for _ in range(rounds):
+        for name in names:
+            samples[name].append((run(name, budgets[1]) - run(name, budgets[0])) / (budgets[1] - budgets[0]))
+    return {name: np.asarray(v) for name, v in samples.items()}
+
+
+def step_cost(args, profile, device, budgets=(4, 20), rounds: int = 7) -> dict:
+    """Time per step of every method, divided by GA's on the same batches (contract item 5): the median over
+    rounds of the ratio to GA's time in the same round (:func:`step_times`)."""
     names = parse_methods(args.methods)
     batch = args.batch_size if args.batch_size is not None else profile.unlearn_batch_size
     if batch < 1:
@@ -106,33 +156,21 @@ def step_cost(args, profile, device, budgets=(4, 20), repeats: int = 5) -> dict:
     from unlearnlib.models import make_model
     model = make_model(model_name, data.input_shape, data.num_classes, seed=0).to(device)
 
-    def timed(name, steps):
-        base, extra = STEP_COST_VARIANTS.get(name, (name, {}))
-        _sync(device)
-        start = time.perf_counter()
-        if base == "retrain":  # one step of the retraining recipe = one SGD step on a retain batch
-            REGISTRY["finetune"](model, task, steps=steps, batch_size=batch, seed=0)
-        else:
-            get_method(base)(model, task, steps=steps, batch_size=batch, seed=0, stop_at=None, **extra)
-        _sync(device)
-        return time.perf_counter() - start
-
     names = names + [v for v, (base, _) in STEP_COST_VARIANTS.items() if base in names]
-    per_step = {}
-    for name in dict.fromkeys(["ga", *names]):
-        timed(name, budgets[0])  # warm-up
-        samples = [(timed(name, budgets[1]) - timed(name, budgets[0])) / (budgets[1] - budgets[0])
-                   for _ in range(repeats)]
-        per_step[name] = float(np.median(samples))
-        print(f"  {name:20s} {1000 * per_step[name]:8.2f} ms/step", file=sys.stderr)
-    ga_ms = 1000 * per_step["ga"]
+    times = step_times(["ga", *names], model, task, batch, budgets, rounds)
+    ratio = {name: float(np.median(times[name] / times["ga"])) for name in names}
+    step_ms = {name: 1000 * float(np.median(times[name])) for name in names}
+    for name in names:
+        print(f"  {name:20s} {step_ms[name]:8.2f} ms/step  {ratio[name]:5.2f}x GA", file=sys.stderr)
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "model": model_name,
-            "batch_size": batch, "dataset": args.dataset, "ga_step_ms": ga_ms,
-            "step_ms": {k: 1000 * v for k, v in per_step.items() if k in names},
-            "ratio": {k: v / per_step["ga"] for k, v in per_step.items() if k in names},
+            "batch_size": batch, "dataset": args.dataset, "ga_step_ms": 1000 * float(np.median(times["ga"])),
+            "step_ms": step_ms, "ratio": ratio,
+            "ratio_range": {name: [float((times[name] / times["ga"]).min()), float((times[name] / times["ga"]).max())]
+                            for name in names},
             "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "note": "marginal time per step between budgets of %d and %d steps, median of %d; retrain = one SGD "
-                    "step of the training recipe" % (budgets[0], budgets[1], repeats)}
+            "note": "marginal time per step between budgets of %d and %d steps; ratio: median over %d rounds of "
+                    "the ratio to GA in the same round (ratio_range: its smallest and largest); retrain = one SGD "
+                    "step of the training recipe" % (budgets[0], budgets[1], rounds)}
 
 
 def main(argv=None) -> int:
