@@ -69,7 +69,7 @@ from torch.func import functional_call
 import unlearnlib.config
 from unlearnlib.bench import step_times
 from unlearnlib.data import load_dataset, make_task
-from unlearnlib.diagnostics import loss_change, neg_ce
+from unlearnlib.diagnostics import count_passes, loss_change, neg_ce
 from unlearnlib.experiment import compare_methods
 from unlearnlib.grads import flatten, loss_grad, trainable, unflatten, unilateral_surgery
 from unlearnlib.methods import REGISTRY
@@ -864,27 +864,13 @@ for seed in SEEDS:
 #
 # ## 6.8 Cost: backward passes and time per step
 #
-# We count passes with a forward hook on the model: every forward call is counted, and if its output requires a
-# gradient, a tensor hook on the output counts each backward pass through it. The hook is a plain function over a
-# dict, so it survives the deep copy every method makes of its input. Then we time one step of each method as the
-# benchmark does: the difference between a run of 24 and a run of 4 steps, divided by 20, median of three.
+# We count passes with a forward hook on the model (`unlearnlib.diagnostics.count_passes`): every forward call is
+# counted, and if its output requires a gradient, a tensor hook on the output counts each backward pass through
+# it. The hook is a plain function over a dict, so it survives the deep copy every method makes of its input.
+# Then we time one step of each method as the benchmark does (`unlearnlib.bench.step_times`): the difference
+# between a run of 24 and a run of 4 steps, divided by 20, the methods in turn, median of three rounds.
 
 # %%
-def count_passes(model):
-    counts = {"forward": 0, "backward": 0}
-
-    def on_backward(grad):
-        counts["backward"] += 1
-
-    def on_forward(module, inputs, output):
-        counts["forward"] += 1
-        if output.requires_grad:
-            output.register_hook(on_backward)
-
-    model.register_forward_hook(on_forward)
-    return counts
-
-
 STEPS = 10
 passes = {}
 for name in METHODS:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from unlearnlib import UnlearnError, data, grads, models
+from unlearnlib.diagnostics import count_passes
 from unlearnlib.methods import get_method
 from unlearnlib.methods.implicit import dual_step, eps_from_code_error, implicit_surgery
 
@@ -131,26 +132,6 @@ def mlp_task():
     from unlearnlib.train import TrainConfig, train_model
     train_model(model, d.x_train, d.y_train, TrainConfig(model="mlp", epochs=10), progress=False)
     return model, task
-
-
-def count_passes(model):
-    """Count forward passes of ``model`` and backward passes through its output, with a forward hook.
-
-    The hook is a plain function over a dict (not a bound method), so the deep copy that every method makes of
-    its input keeps counting into the same dict.
-    """
-    counts = {"forward": 0, "backward": 0}
-
-    def on_backward(grad):
-        counts["backward"] += 1
-
-    def on_forward(module, inputs, output):
-        counts["forward"] += 1
-        if output.requires_grad:
-            output.register_hook(on_backward)
-
-    model.register_forward_hook(on_forward)
-    return counts
 
 
 @pytest.mark.parametrize("name, backward_per_step, forward_per_step",

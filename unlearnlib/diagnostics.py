@@ -103,6 +103,28 @@ def forget_retain_grads(model: nn.Module, x_forget: torch.Tensor, y_forget: torc
     return g_f, g_r
 
 
+def count_passes(model: nn.Module) -> dict[str, int]:
+    """Count the forward passes of ``model`` and the backward passes through its output (chapter 06, §6.8).
+
+    Installs a forward hook that counts every call and, when the output requires a gradient, puts a tensor hook on
+    it that counts each backward pass through it. Returns the live ``{"forward", "backward"}`` dict. The hook is a
+    plain function over that dict (not a bound method), so the deep copy that every method makes of its input
+    keeps counting into the same dict.
+    """
+    counts = {"forward": 0, "backward": 0}
+
+    def on_backward(grad):
+        counts["backward"] += 1
+
+    def on_forward(module, inputs, output):
+        counts["forward"] += 1
+        if output.requires_grad:
+            output.register_hook(on_backward)
+
+    model.register_forward_hook(on_forward)
+    return counts
+
+
 def layer_index(model: nn.Module) -> tuple[list[str], torch.Tensor]:
     """Names of the trainable parameter tensors and, for each of the P flat coordinates, its tensor's index
     (chapter 04). With it, per-layer reductions of flat vectors are one ``index_add_``, without a Python loop."""
