@@ -60,7 +60,7 @@ from unlearnlib.data import load_dataset, make_task
 from unlearnlib.methods import REGISTRY
 from unlearnlib.methods._loop import forget_target, other_labels
 from unlearnlib.metrics import accuracy, evaluate, per_sample_loss, predict_logits
-from unlearnlib.plots import comparison_bars, curves
+from unlearnlib.plots import curves
 from unlearnlib.train import TrainConfig, original_model, retrained_model
 
 profile = unlearnlib.config.get_profile()
@@ -627,9 +627,9 @@ for sc, c in results.items():
 
 # %%
 for sc, c in results.items():
-    comparison_bars(c, title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
-                              else "Random forgetting of 10 % of the training set")
-                    + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+    c.plot(title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
+                  else "Random forgetting of 10 % of the training set")
+           + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
     plt.show()
 
 # %% [markdown]

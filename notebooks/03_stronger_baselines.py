@@ -60,7 +60,6 @@ from unlearnlib.methods import REGISTRY, saliency_mask
 from unlearnlib.methods._loop import MaskKeeper, forget_target, other_labels, run_unlearning
 from unlearnlib.methods.stronger import kl_teacher_student
 from unlearnlib.metrics import accuracy
-from unlearnlib.plots import comparison_bars
 from unlearnlib.train import TrainConfig, original_model, retrained_model
 
 profile = unlearnlib.config.get_profile()
@@ -676,7 +675,7 @@ for title, cmp in ((f"class-wise: forget digit {FORGET_CLASS}", cmp_class), ("ra
 # %%
 for title, cmp in ((f"Class-wise forgetting of digit {FORGET_CLASS}", cmp_class),
                    ("Random forgetting of 10 % of the training set", cmp_random)):
-    comparison_bars(cmp, title=f"{title} ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+    cmp.plot(title=f"{title} ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
     plt.show()
 
 fig, ax = plt.subplots(figsize=(9, 3.5))

@@ -78,7 +78,6 @@ from unlearnlib.grads import (RANK_RTOL_EPS, flatten_batched, loss_grad, per_sam
 from unlearnlib.methods import REGISTRY
 from unlearnlib.methods.orthogonal import orthogonal_direction
 from unlearnlib.models import count_parameters, make_model
-from unlearnlib.plots import comparison_bars
 from unlearnlib.train import TrainConfig, original_model
 
 profile = unlearnlib.config.get_profile()
@@ -724,9 +723,9 @@ for sc, comp in results.items():
 
 # %%
 for sc, comp in results.items():
-    comparison_bars(comp, title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
-                                 else "Random forgetting of 10 %")
-                    + f", 5 % of D_r ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+    comp.plot(title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
+                     else "Random forgetting of 10 %")
+              + f", 5 % of D_r ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
     plt.show()
 
 # %% [markdown]

@@ -1,7 +1,5 @@
 """The shared figures draw what they are given: one bar per method and metric, the oracle as a line."""
 
-from types import SimpleNamespace
-
 import matplotlib
 
 matplotlib.use("Agg")
@@ -9,7 +7,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from unlearnlib.plots import comparison_bars, metric_bars  # noqa: E402
+from unlearnlib.experiment import Comparison  # noqa: E402
+from unlearnlib.plots import metric_bars  # noqa: E402
 
 
 def _summary(methods):
@@ -29,10 +28,17 @@ def test_metric_bars_draws_each_mean_and_the_oracle():
     plt.close(fig)
 
 
-def test_comparison_bars_leaves_out_the_original_and_labels_percent():
-    comparison = SimpleNamespace(summary=_summary(["original", "ga", "lur"]), reference={"UA": 1.0})
-    fig = comparison_bars(comparison, title="t")
+def test_comparison_plot_leaves_out_the_original_and_labels_percent():
+    rows = [{"method": m, "seed": seed, "UA": 1.0 + seed, "RA": 99.0, "TA": 95.0, "MIA": 50.0}
+            for m in ("original", "ga", "lur") for seed in (0, 1)]
+    refs = [{"UA": 5.0, "RA": 100.0, "TA": 98.0, "MIA": 60.0}] * 2
+    comparison = Comparison("class", [0, 1], rows, refs)
+    fig = comparison.plot(title="t")
     for ax in fig.axes:
         assert [t.get_text() for t in ax.get_xticklabels()] == ["ga", "lur"]
         assert ax.get_ylabel() == "%"
+    assert [p.get_height() for p in fig.axes[0].patches] == pytest.approx([1.5, 1.5])   # UA mean over seeds
+    plt.close(fig)
+    fig = comparison.plot(skip=())
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["original", "ga", "lur"]
     plt.close(fig)

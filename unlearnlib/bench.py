@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from unlearnlib import UnlearnError
-from unlearnlib.config import get_device, get_profile
+from unlearnlib.config import get_device, get_profile, synchronize
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.methods import REGISTRY, get_method
 from unlearnlib.models import MODELS
@@ -69,11 +69,6 @@ def parse_methods(spec: str | None) -> list[str]:
     return names
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def run_benchmark(args, profile, device) -> dict:
     names = parse_methods(args.methods)
     seeds = args.seeds if args.seeds is not None else profile.seeds
@@ -102,10 +97,10 @@ def median_time(fn, repeats: int = 5, device=None) -> float:
     fn()
     times = []
     for _ in range(repeats):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        _sync(device)
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -124,13 +119,13 @@ def step_times(names, model, task, batch_size: int, budgets=(4, 20), rounds: int
 
     def run(name, steps):
         base, extra = STEP_COST_VARIANTS.get(name, (name, {}))
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         if base == "retrain":
             REGISTRY["finetune"](model, task, steps=steps, batch_size=batch_size, seed=0)
         else:
             get_method(base)(model, task, steps=steps, batch_size=batch_size, seed=0, stop_at=None, **extra)
-        _sync(device)
+        synchronize(device)
         return time.perf_counter() - start
 
     names = list(dict.fromkeys(names))

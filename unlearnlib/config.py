@@ -83,6 +83,13 @@ def get_device(spec: str | torch.device | None = "auto") -> torch.device:
     raise UnlearnError(f"unknown device {spec!r}; use auto, cpu or cuda")
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a wall-clock time measures the work and not its launch
+    (CUDA runs asynchronously; on the CPU this does nothing) (chapter 02)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def seed_everything(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a CPU generator seeded the same way (chapter 01)."""
     random.seed(seed)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm  # text bars: they work in terminals, notebooks and the built book alike
 
-from unlearnlib.config import get_device, get_profile
+from unlearnlib.config import get_device, get_profile, synchronize
 from unlearnlib.data import Dataset, UnlearningTask, load_dataset, make_task
 from unlearnlib.errors import UnlearnError
 from unlearnlib.methods import get_method
@@ -111,18 +111,17 @@ class Comparison:
     def table(self) -> str:
         return format_table(self.summary, self.reference)
 
-    def plot(self, title: str = "", metrics=("UA", "RA", "TA", "MIA")):
+    def plot(self, title: str = "", metrics=("UA", "RA", "TA", "MIA"), skip=("original",)):
+        """Grouped bars of every method's mean metrics in percent, the retrain oracle dashed
+        (:func:`unlearnlib.plots.metric_bars`). The untouched original model, a row of most chapters' tables, is
+        left out by default: it is the starting point, not a method (chapter 02)."""
         from unlearnlib.plots import metric_bars
 
-        fig = metric_bars(self.summary, self.reference, metrics=metrics, title=title)
+        shown = {m: s for m, s in self.summary.items() if m not in skip}
+        fig = metric_bars(shown, self.reference, metrics=metrics, title=title)
         for ax in fig.axes:
             ax.set_ylabel("%")
         return fig
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def _resolve(label: str, spec: Variant) -> tuple[str | None, Callable]:
@@ -186,10 +185,10 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
             else:
                 kwargs = {"seed": seed, "log": log, **setup(task, seed)}
                 log = kwargs["log"]  # a setup may pass its own list, to read the run's log later
-                _sync(device)
+                synchronize(device)
                 start = time.perf_counter()
                 model = get_method(name)(m0, task, **kwargs)
-                _sync(device)
+                synchronize(device)
                 elapsed = time.perf_counter() - start
                 if any(not torch.equal(v, theta0[k]) for k, v in m0.state_dict().items()):
                     raise RuntimeError(f"{label} ({name}) changed the original model it was given; a method must "

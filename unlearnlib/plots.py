@@ -63,12 +63,3 @@ def metric_bars(summary: dict, reference: dict | None = None, metrics=("UA", "RA
     fig.tight_layout()
     return fig
 
-
-def comparison_bars(comparison, title: str = "", metrics=("UA", "RA", "TA", "MIA")):
-    """:func:`metric_bars` of an :class:`unlearnlib.experiment.Comparison`, every method but the untouched
-    original, in percent, the retrain oracle dashed (chapters 02, 03, 07)."""
-    shown = {m: comparison.summary[m] for m in comparison.summary if m != "original"}
-    fig = metric_bars(shown, comparison.reference, metrics=metrics, title=title)
-    for ax in fig.axes:
-        ax.set_ylabel("%")
-    return fig

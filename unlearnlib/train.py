@@ -118,8 +118,7 @@ def _cached_train(key_parts: dict, name: str, build, x, y, cfg: TrainConfig, see
     model = build().to(device)
     start = time.perf_counter()
     train_model(model, x, y, cfg, seed=seed, progress=progress, desc=name)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    config.synchronize(device)
     elapsed = time.perf_counter() - start
     model.train_time_s = elapsed
     if use_cache:

@@ -47,18 +47,10 @@ import torch
 from torch import nn
 
 from unlearnlib.data import UnlearningTask
+from unlearnlib.diagnostics import forget_retain_grads
 from unlearnlib.errors import UnlearnError
-from unlearnlib.grads import loss_grad, pcgrad as pcgrad_combine, unilateral_surgery as unilateral_direction
+from unlearnlib.grads import pcgrad as pcgrad_combine, unilateral_surgery as unilateral_direction
 from unlearnlib.methods._loop import run_unlearning, set_grads
-
-
-def _neg_ce(logits, y):
-    return -nn.functional.cross_entropy(logits, y)
-
-
-def forget_retain_grads(model: nn.Module, xf, yf, xr, yr) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flat g_f = ∇(−CE_f) and g_r = ∇CE_r of a forget and a retain batch: two backward passes (chapter 05)."""
-    return loss_grad(model, xf, yf, _neg_ce), loss_grad(model, xr, yr)
 
 
 def pcgrad(model: nn.Module, task: UnlearningTask, epochs: float = 5, lr: float = 0.01, beta: float = 0.99,
