@@ -139,8 +139,8 @@ def step_times(names, model, task, batch_size: int, budgets=(4, 20), rounds: int
 
 
 def step_cost(args, profile, device, budgets=(4, 20), rounds: int = 7) -> dict:
-    """Time per step of every method, divided by GA's on the same batches (contract item 5): the median over
-    rounds of the ratio to GA's time in the same round (:func:`step_times`)."""
+    """Time per step of every method, divided by GA's on the same batches (contract item 5; chapter 07 runs it):
+    the median over rounds of the ratio to GA's time in the same round (:func:`step_times`)."""
     names = parse_methods(args.methods)
     batch = args.batch_size if args.batch_size is not None else profile.unlearn_batch_size
     if batch < 1:
