@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 1. The unlearning problem
+# # The unlearning problem
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/01_unlearning_problem.ipynb)
 #
@@ -62,7 +62,7 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
       f"{profile.train_epochs} epochs, {profile.seeds} seeds; device {device}")
 
 # %% [markdown]
-# ## 1.1 The problem
+# ## The problem
 #
 # A model is trained on a data set $D$. Later, someone asks that part of it, the **forget set**
 # $D_f \subset D$, be removed: a user invokes a right to erasure (Article 17 of the EU's GDPR), a batch of
@@ -119,7 +119,7 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
 # model is trained in the first place. This book is about the other route: **approximate unlearning** that starts from $\theta_0$ and
 # takes a few cheap steps, aiming to land near $\theta_{rt}$.
 #
-# ## 1.2 The data and the two scenarios
+# ## The data and the two scenarios
 #
 # The book's default dataset is scikit-learn's 8×8 handwritten digits: it ships with scikit-learn, so everything
 # runs offline. `make_task` builds the two scenarios that the literature uses
@@ -167,7 +167,7 @@ print(f"class-wise: |D_t| drops from {len(data.y_test)} to {len(class_task.y_tes
       f"(the {len(data.y_test) - len(class_task.y_test)} test images of class {FORGET_CLASS} are set aside)")
 
 # %% [markdown]
-# ## 1.3 The original model and the oracle, and what they cost
+# ## The original model and the oracle, and what they cost
 #
 # `original_model` trains $\theta_0$ on $D$; `retrained_model` trains $\theta_{rt}$ on $D_r$ with the same recipe
 # (SGD with momentum, weight decay and a cosine schedule; the profile sets the epochs) and an independent seed.
@@ -211,7 +211,7 @@ assert np.all(np.isfinite(t_0)) and np.all(t_0 > 0) and np.all(t_rt > 0) and np.
 # under whatever load the machine had then. The step counts above are the reproducible part of the cost.
 
 # %% [markdown]
-# ## 1.4 The metrics, derived
+# ## The metrics, derived
 #
 # Write $f_\theta(x) \in \mathbb{R}^C$ for the logits and $p_\theta(x) = \mathrm{softmax}(f_\theta(x))$ for the
 # predicted probabilities. The accuracy on a set $S$, in percent, is
@@ -432,7 +432,7 @@ print("from-scratch metrics == unlearnlib.metrics on both scenarios")
 #
 # The {doc}`../glossary` page of the book collects these definitions and conventions, with conversion rules.
 #
-# ## 1.5 The experiment: original vs oracle, in both scenarios
+# ## The experiment: original vs oracle, in both scenarios
 #
 # For every seed we evaluate $\theta_0$ and $\theta_{rt}$ on both scenarios, and keep the per-sample losses and
 # confidences for the histograms. The original model is a "do-nothing" unlearning method: its Avg. Gap is the

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 2. First-order baselines
+# # First-order baselines
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/02_first_order_baselines.ipynb)
 #
@@ -71,7 +71,7 @@ FORGET_CLASS = 3
 print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
 
 # %% [markdown]
-# ## 2.1 The setting and the one update rule behind all four methods
+# ## The setting and the one update rule behind all four methods
 #
 # We keep the notation of chapter 01. The training set $D$ is split into a forget set $D_f$ and a retain set
 # $D_r = D \setminus D_f$; $D_t$ is the test set; $\theta_0$ is the model trained on $D$ and $\theta_{rt}$ the oracle
@@ -142,7 +142,7 @@ assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ws, manual_sgd(w0, di
 print("torch.optim.SGD (momentum 0.9, weight decay 5e-4) matches the update of ยง2.1")
 
 # %% [markdown]
-# ## 2.2 Fine-tuning on the retain set
+# ## Fine-tuning on the retain set
 #
 # **Objective.** Keep training $\theta_0$ on the data we are allowed to keep:
 #
@@ -161,7 +161,7 @@ print("torch.optim.SGD (momentum 0.9, weight decay 5e-4) matches the update of ย
 # of fine-tuning costs what an epoch of retraining costs; fine-tuning is cheaper only because it runs fewer epochs.
 # It also needs the *whole* retain set, an assumption that later methods (OrthoGrad, LTU) drop.
 #
-# ## 2.3 Gradient ascent (GA, NegGrad)
+# ## Gradient ascent (GA, NegGrad)
 #
 # **Objective.** Undo the training on $D_f$ by climbing its loss:
 #
@@ -194,7 +194,7 @@ print("torch.optim.SGD (momentum 0.9, weight decay 5e-4) matches the update of ย
 # method here whenever $|D_f| \ll |D_r|$. GA is the unconstrained end of a family: the methods of Part II keep
 # its direction $g_f = -\nabla \mathrm{CE}_f$ and constrain what it may do to $L_r$.
 #
-# ## 2.4 NegGrad+
+# ## NegGrad+
 #
 # **Objective.** Ascend on the forget set and descend on the retain set in one loss, with a weight
 # $\beta \in [0, 1]$, in the form of the SCRUB paper {cite}`kurmanji2023scrub` (Kurmanji et al., arXiv 2302.09880):
@@ -219,7 +219,7 @@ print("torch.optim.SGD (momentum 0.9, weight decay 5e-4) matches the update of ย
 # **Cost.** Two forward passes (one per batch) and one backward pass through both, about twice a GA step, and an
 # epoch is a pass over $D_r$.
 #
-# ## 2.5 Random labels
+# ## Random labels
 #
 # **Objective.** Teach the model that the forget images mean nothing: fit them to random *wrong* labels while
 # fitting $D_r$ to the true ones. Relabelling the data to be removed goes back at least to Graves et al.
@@ -262,7 +262,7 @@ assert closed.min() >= math.log(C - 1) - 1e-5
 print(f"expected random-label loss: min over 2000 random logit vectors {closed.min():.3f} >= log(C-1) = {math.log(C - 1):.3f}")
 
 # %% [markdown]
-# ## 2.6 From scratch: one loop, four losses
+# ## From scratch: one loop, four losses
 #
 # All four methods are the same loop with a different loss. The loop copies the input model (a method must never
 # change the model it is given), builds the optimiser of {eq}`eq-02-sgd-momentum`, draws shuffled mini-batches of the
@@ -392,7 +392,7 @@ REGISTRY["random_label"](m0, task, batch_size=BIG, steps=STEPS, lr=LR_CHECK, sto
 assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), "random_label mutated its input"
 
 # %% [markdown]
-# ## 2.7 Gradient ascent without brakes
+# ## Gradient ascent without brakes
 #
 # Now we run GA as ยง2.3 predicts it must fail: the library's default learning rate, no stopping rule, 60 passes
 # over $D_f$, for every seed. After each pass we record the forget, retain and test accuracy and the forget loss
@@ -531,7 +531,7 @@ for d in diag.values():
 # whose features still encode everything may leak more than its accuracy suggests to an attacker who can read
 # them, a risk that output-based attacks such as those of chapter 01 do not measure.
 #
-# ## 2.8 Stopping without the oracle
+# ## Stopping without the oracle
 #
 # Since GA never stops by itself, every GA-type method needs a stopping rule, and reports should say how it was
 # chosen. The tempting rule, "stop when the forget accuracy matches the retrained model's",
@@ -572,7 +572,7 @@ print(f"mean retain accuracy where GA stops: {mean_stop_ra:.1f} %")
 # more often would help a little; what would help more is a direction that does not damage $D_r$ in the first
 # place, the subject of the next chapters.
 #
-# ## 2.9 The experiment: four baselines, two scenarios, every seed
+# ## The experiment: four baselines, two scenarios, every seed
 #
 # **How the hyperparameters were chosen.** The library's defaults (printed below) were selected on digits with
 # the `ci` model, on *held-out* seeds 100 to 104, never on the seeds this chapter reports, by an oracle-free rule:

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 3. Stronger baselines: SCRUB, SalUn and $\ell_1$-sparse unlearning
+# # Stronger baselines: SCRUB, SalUn and $\ell_1$-sparse unlearning
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/03_stronger_baselines.ipynb)
 #
@@ -77,7 +77,7 @@ def defaults(name, *keys):
 
 
 # %% [markdown]
-# ## 3.1 The setting
+# ## The setting
 #
 # Notation as in chapters 01 and 02: $D_f$ the forget set, $D_r = D\setminus D_f$ the retain set, $D_t$ the test
 # set, $\theta_0$ the original model, $\theta_{rt}$ the oracle retrained on $D_r$, $\ell(\theta; x, y)$ the
@@ -100,7 +100,7 @@ print(f"model: {n_params} parameters in {len(list(m0.parameters()))} tensors; or
       f"{accuracy(oracle, task.x_forget, task.y_forget):.1f} %")
 
 # %% [markdown]
-# ## 3.2 SCRUB: a student that disobeys its teacher on the forget set
+# ## SCRUB: a student that disobeys its teacher on the forget set
 #
 # SCRUB {cite}`kurmanji2023scrub` (Kurmanji, Triantafillou, Hayes and Triantafillou, arXiv 2302.09880) casts
 # unlearning as distillation. The **teacher** is the frozen original model $\theta_0$; the **student** $\theta$
@@ -194,7 +194,7 @@ print(f"at theta0: |grad of the max loss| = {norm(g_max):.1e}, |grad of GA's los
 assert norm(g_max) < 1e-4 * norm(g_ga)
 
 # %% [markdown]
-# ## 3.3 SalUn: random labels on the salient weights
+# ## SalUn: random labels on the salient weights
 #
 # SalUn {cite}`fan2024salun` (Fan, Liu, Zhang, Wong, Wei and Liu, arXiv 2310.12508) borrows *saliency* from
 # model explanation, for weights instead of input pixels: which weights is the forget loss most sensitive to?
@@ -255,7 +255,7 @@ assert norm(g_max) < 1e-4 * norm(g_ga)
 # redundant too. Neither remark holds for anything that couples coordinates, such as clipping by the global
 # gradient norm, which is why the library masks the gradient as well. §3.6 checks all of this numerically.
 #
-# ## 3.4 $\ell_1$-sparse unlearning: fine-tuning towards a sparse model
+# ## $\ell_1$-sparse unlearning: fine-tuning towards a sparse model
 #
 # Jia et al. {cite}`jia2023sparse` (arXiv 2304.04934, "Model sparsity can simplify machine unlearning") argue that
 # approximate unlearning is easier for sparse models: their abstract states, with theory and experiments, that
@@ -308,7 +308,7 @@ print(f"l1-sparse defaults {l1_def}: {S_l1} steps; an idle weight travels about 
       f"{100 * (w_abs < travel).float().mean():.0f} % of theta0's weights are smaller than {travel:.3f}")
 
 # %% [markdown]
-# ## 3.5 From scratch
+# ## From scratch
 #
 # Chapter 02 wrote the shared loop from scratch and checked it against `unlearnlib.methods._loop.run_unlearning`.
 # Here we write only what is new: one *step function* per method, `step(model, xf, yf, xr, yr)`, which fills the
@@ -498,7 +498,7 @@ assert torch.equal(flat(ft_same), flat(REGISTRY["l1_sparse"](m0, task, steps=20,
 assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0_state.items()), "a method mutated theta0"
 
 # %% [markdown]
-# ## 3.6 The mask invariant, numerically
+# ## The mask invariant, numerically
 #
 # Now the bug of §3.3 on a real run: random labels with the SalUn mask, mini-batches, SGD with momentum 0.9 and
 # weight decay $5\cdot 10^{-4}$, at the learning rate of SalUn's README (0.013), for 60 steps, in three versions:
@@ -587,7 +587,7 @@ big = [s for s, n in zip(shares, sizes) if n > 100]
 assert max(big) - min(big) > 0.2
 
 # %% [markdown]
-# ## 3.7 The experiment: seven methods, two scenarios, every seed
+# ## The experiment: seven methods, two scenarios, every seed
 #
 # **Hyperparameters.** Every method runs with the library's defaults (printed below). They were chosen like those
 # of chapter 02: on held-out seeds 100 to 104, never on the seeds reported here, by the oracle-free rule (the
@@ -786,7 +786,7 @@ assert all(abs(g - gap_r["original"]) < 3 for g in gap_r.values())
 # within a few points of doing nothing, differences of the order of the seed-to-seed spread (see the confidence
 # intervals). The stronger baselines cannot show their strength on a task that offers nothing to gain.
 #
-# ## 3.8 SCRUB's brake
+# ## SCRUB's brake
 #
 # §3.2 predicted that SCRUB's max passes start slowly (no gradient at $\theta_0$), then grow geometrically, and must be
 # stopped. Two ablations test it, over every seed: **no max passes at all** ($E_{\max} = 0$: distillation plus
@@ -866,7 +866,7 @@ assert scrub_curves[SEEDS[0]][k_min2][0] > scrub_curves[SEEDS[0]][k_max2][0] + 3
 # According to public reviews of the OrthoGrad paper ({cite}`shamsian2025orthograd`, arXiv 2503.02312), SCRUB
 # reached a 100 % word error rate on its speech benchmark, which is at least consistent with this picture.
 #
-# ## 3.9 SalUn's mask ratio, and the stopping protocol
+# ## SalUn's mask ratio, and the stopping protocol
 #
 # SalUn's paper varies the share of salient weights; we sweep $\rho \in \{0.1, 0.3, 0.5, 1.0\}$, where $\rho = 1$ is
 # random labels at SalUn's learning rate (§3.5). With the library's protocol the run stops at the forget

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 4. Diagnosing gradient conflict
+# # Diagnosing gradient conflict
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/04_diagnosing_conflict.ipynb)
 #
@@ -92,7 +92,7 @@ print(task.describe())
 print(f"the model has P = {P} trainable parameters")
 
 # %% [markdown]
-# ## 4.1 Per-sample gradients
+# ## Per-sample gradients
 #
 # ### The problem
 #
@@ -272,7 +272,7 @@ except UnlearnError as err:
     print("unlearnlib:", err)
 
 # %% [markdown]
-# ## 4.2 The first-order model of a loss change
+# ## The first-order model of a loss change
 #
 # ### The derivation
 #
@@ -552,7 +552,7 @@ for s in SEEDS:
 # $\cos(g_f, g_r) > 0$ there; in random forgetting it lowers it too, by more than ten times less. At $\theta_0$ the
 # gradients that Part II is about do not conflict. §4.3 measures this carefully and explains it.
 #
-# ## 4.3 Conflict at $\theta_0$ and along the runs
+# ## Conflict at $\theta_0$ and along the runs
 #
 # ### What we measure
 #
@@ -965,7 +965,7 @@ print("NegGrad+ retain accuracy, class-wise:", ra_ngp, "; last cosines of NegGra
 #   retain loss barely moves. GA's small learning rate never reaches its stopping target here (chapter 02), and
 #   the conflict it builds up stays harmless. NegGrad+'s cosine fluctuates and ends with either sign.
 #
-# ## 4.4 Per layer and per sample
+# ## Per layer and per sample
 #
 # ### Which layers conflict?
 #
@@ -1168,7 +1168,7 @@ for method in TRACKED:
 #   not among the three most conflicted. With about 25 probe samples per class and three seeds, these per-class
 #   rankings also carry sampling noise.
 #
-# ## 4.5 How the methods of Part II manage the conflict
+# ## How the methods of Part II manage the conflict
 #
 # Every method of the next chapters chooses its direction $d$ by answering the same question, "how close to
 # $g_f$ can $d$ be while the retain terms of {eq}`eq-04-first-order` stay under control?", with a different

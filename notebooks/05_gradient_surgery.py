@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 5. Gradient surgery: PCGrad and the one-sided constrained step
+# # Gradient surgery: PCGrad and the one-sided constrained step
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/05_gradient_surgery.ipynb)
 #
@@ -81,7 +81,7 @@ m0 = original_model(data, cfg, seed=SEEDS[0], device=device)
 print(task.describe())
 
 # %% [markdown]
-# ## 5.1 The problem
+# ## The problem
 #
 # We keep the conventions of chapters 02 and 04. Every objective is minimised and every update is written in the
 # descent convention, $\theta \leftarrow \theta - \eta\, d$. The forget objective is $L_f = -\mathrm{CE}_f$ (gradient
@@ -103,7 +103,7 @@ print(task.describe())
 # requires. All of them need $g_f$ and $g_r$ as two *separate* vectors, that is, two backward passes, flattened
 # into vectors of the $P$ trainable parameters so that inner products are global (summed over all layers).
 #
-# ## 5.2 PCGrad
+# ## PCGrad
 #
 # ### The rule
 #
@@ -301,7 +301,7 @@ assert n_c > 0 and n_nc > 0
 # of mini-batch pairs conflicts: the batch gradients are noisy estimates, and a surgery method acts on the batch
 # gradients it is given. We come back to this when we look at the multiplier along a run.
 #
-# ## 5.3 Operating on the forget gradient only
+# ## Operating on the forget gradient only
 #
 # ### The one-sided projection
 #
@@ -504,7 +504,7 @@ plt.show()
 # keeps a small component against $g_r$, the tolerated damage. PCGrad's sum has a positive inner product with both
 # original gradients, as {eq}`eq-05-pcgrad-two` says.
 #
-# ## 5.4 The explicit method: two backward passes per step
+# ## The explicit method: two backward passes per step
 #
 # As an unlearning method, each step of explicit surgery
 #
@@ -627,7 +627,7 @@ assert same < ATOL and after > 10 * ATOL
 # magnitude more. The last two checks are the special cases at work: with $\epsilon = \infty$ the method is GA to
 # the last bit, and PCGrad leaves NegGrad+'s trajectory exactly at the first step whose batches conflict.
 #
-# ## 5.5 The experiment
+# ## The experiment
 #
 # ### Setup and hyperparameters
 #
@@ -922,7 +922,7 @@ for s in SEEDS:
 #    ({eq}`eq-02-sgd-momentum`). The constraint holds for the direction handed to SGD, not for the step SGD takes.
 #    Exercise 3 measures this.
 #
-# ## 5.6 Why the tolerance came out negative
+# ## Why the tolerance came out negative
 #
 # The held-out sweep preferred $\epsilon = -1$ to the textbook $\epsilon = 0$. Two facts about a *trained* model explain
 # it, and we can check both at $\theta_0$ on one of the conflicting mini-batch pairs of section 5.2, in float64, with
@@ -995,7 +995,7 @@ assert measE[-1] > 0                                               # ... and ove
 # by $\eta|\epsilon|$, as promised. For the largest step shown it overshoots and the loss rises. That step is
 # within reach: for a constant direction, momentum 0.9 multiplies the step by up to $1/(1 - 0.9) = 10$.
 #
-# ## 5.7 What it costs
+# ## What it costs
 #
 # **Backward passes.** GA back-propagates once per step. NegGrad+ runs two forward passes and back-propagates
 # *once*, through the sum of both losses. PCGrad and unilateral surgery need $g_f$ and $g_r$ as separate vectors:

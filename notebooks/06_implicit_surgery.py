@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 6. Implicit gradient surgery
+# # Implicit gradient surgery
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/06_implicit_surgery.ipynb)
 #
@@ -90,7 +90,7 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
 print("implicit_surgery defaults:", DEFAULTS, f"(SGD momentum of the loop: {MOMENTUM})")
 
 # %% [markdown]
-# ## 6.1 The unilateral problem and its dual
+# ## The unilateral problem and its dual
 #
 # Notation as in chapter 05, in the descent convention (the optimiser steps $\theta \leftarrow \theta - \eta d$):
 # $g_f = \nabla L_f$ with $L_f = -\mathrm{CE}_f$, so $g_f$ is the gradient-ascent direction, and $g_r = \nabla L_r$
@@ -183,7 +183,7 @@ print(f"λ* (closed form, chapter 05) = {float(lam_star_toy):.6f}; argmax of q o
       f"q(λ*) = primal optimum = {0.5 * (d_star - gf_toy).pow(2).sum().item():.6f}")
 
 # %% [markdown]
-# ## 6.2 Replacing the inner product by a measured loss change
+# ## Replacing the inner product by a measured loss change
 #
 # The ascent step {eq}`eq-06-dual-ascent` still needs $\langle g_r, d(\lambda)\rangle$. Here is the trick. We
 # never need $g_r$ and $d$ as separate vectors, only how fast the retain loss falls along $d$, and the training
@@ -308,7 +308,7 @@ assert rel_at_lr < 0.05
 # tolerance scaled by $1-\mu$ otherwise. Section 6.7 measures
 # {eq}`eq-06-momentum-probe` along real runs.
 #
-# ## 6.3 The sign and scale of ε: the paper against the official code
+# ## The sign and scale of ε: the paper against the official code
 #
 # In the paper's update {eq}`eq-06-implicit`, $\lambda$ stops moving when the retain loss *rises* by $\eta\epsilon$
 # per step, so $\epsilon \ge 0$ is a **tolerance**. The official classification code
@@ -380,7 +380,7 @@ print(f"defaults chosen by the oracle-free rule: implicit_surgery ε = {DEFAULTS
 # lowers the logit of the forgotten class (chapter 02). Section 6.6 compares $\epsilon = 0$ with the default on the
 # reported seeds, and §6.7 measures what $\epsilon$ does to the realised retain change.
 #
-# ## 6.4 When does the dual step converge?
+# ## When does the dual step converge?
 #
 # Freeze the gradients: keep $\theta$ fixed, and after every trial step restore it (the step is measured, then
 # undone). With an exact measurement, {eq}`eq-06-implicit` is then the ascent {eq}`eq-06-dual-ascent` on the
@@ -497,7 +497,7 @@ plt.show()
 # by $\|g_r\|^2$, needs $g_r$ itself, i.e. the second backward pass that the implicit method exists to avoid.
 # Section 6.7 measures $\beta\|g_r\|^2$ along real runs.
 #
-# ## 6.5 From scratch: the implicit step in a plain loop
+# ## From scratch: the implicit step in a plain loop
 #
 # The loop is chapter 02's (SGD with momentum and weight decay, shuffled forget and retain batches drawn in the
 # same order as the library: forget permutation first, then retain), with the four parts of one step listed in
@@ -591,7 +591,7 @@ assert max(hist_lib) > 0 and np.allclose(hist_lib, hist_ours, rtol=1e-5, atol=1e
 assert max_abs_diff(lib, ours) < ATOL < max_abs_diff(lib, m0) / 10
 
 # %% [markdown]
-# ## 6.6 Quality: implicit against explicit surgery and gradient ascent
+# ## Quality: implicit against explicit surgery and gradient ascent
 #
 # The paper's claim, as far as the abstract states it: the implicit version approximates the solution of the
 # constrained problem at the cost of one back-propagation. Together with the explicit version it is meant to
@@ -700,7 +700,7 @@ assert all(rnd.mean(m, "gap") < 5 for m in rnd.methods)
 # moves far from $\theta_0$ within its budget. The comparison says nothing about implicit against explicit surgery
 # in this scenario. On CIFAR-scale data, where train and test accuracy differ by several points, it would.
 #
-# ## 6.7 Inside a run: $\beta\|g_r\|^2$, $\lambda_t$ against $\lambda^*_t$, and what the probe measures
+# ## Inside a run: $\beta\|g_r\|^2$, $\lambda_t$ against $\lambda^*_t$, and what the probe measures
 #
 # We rerun implicit surgery with our loop on every seed of the class-wise task, once with the defaults and once
 # with $\epsilon = 0$. At each step, before the step, the `diag` callback computes $g_f$ and $g_r$ of *that step's
@@ -862,7 +862,7 @@ for seed in SEEDS:
 #   across steps, and it constrains the realised step. On our task both differences go with keeping at least as
 #   much retain accuracy (§6.6).
 #
-# ## 6.8 Cost: backward passes and time per step
+# ## Cost: backward passes and time per step
 #
 # We count passes with a forward hook on the model (`unlearnlib.diagnostics.count_passes`): every forward call is
 # counted, and if its output requires a gradient, a tensor hook on the output counts each backward pass through

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 7. OrthoGrad: per-sample gradient orthogonalisation
+# # OrthoGrad: per-sample gradient orthogonalisation
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/07_orthograd.ipynb)
 #
@@ -96,7 +96,7 @@ P = count_parameters(m0)
 print(task.describe(), f"| P = {P:,d} trainable parameters")
 
 # %% [markdown]
-# ## 7.1 The geometry: protect every retain sample of the batch
+# ## The geometry: protect every retain sample of the batch
 #
 # We keep the notation of chapters 02 and 04. A retain batch has $B$ samples with per-sample losses
 # $\ell_1, \dots, \ell_B$ and per-sample gradients $g_i = \nabla_\theta \ell_i(\theta) \in \mathbb R^P$, computed
@@ -181,7 +181,7 @@ print(task.describe(), f"| P = {P:,d} trainable parameters")
 # adds $\lambda\theta$. The library therefore runs OrthoGrad with plain SGD (as the public code does, with a manual
 # `p.data` update).
 #
-# ## 7.2 Four formulas for one projection, and one way not to compute it
+# ## Four formulas for one projection, and one way not to compute it
 #
 # Write the transposed matrix as $G^\top = QR$ (reduced QR: $Q \in \mathbb R^{P \times B}$ with orthonormal
 # columns, $R \in \mathbb R^{B \times B}$ upper triangular and invertible when $G$ has full row rank). Then
@@ -301,7 +301,7 @@ assert u32 * p_resnet > 1
 # library had this bug until this chapter was written; the unit tests now check that the tolerance does not grow
 # with $P$.)
 #
-# ## 7.3 The projection from scratch
+# ## The projection from scratch
 #
 # Both routes in a few lines: QR of $G^\top$, an SVD of $R$ for the rank, and the projection with the basis $QU$;
 # and `lstsq` with the same tolerance. (The library keeps $Q$ in LAPACK's compact Householder form, `geqrf`, and
@@ -380,7 +380,7 @@ print(f"rank-deficient batch (37 rows, rank 32): all four routes give the projec
 assert w_ref.norm() > 0.2 * w.norm()
 
 # %% [markdown]
-# ## 7.4 The OrthoGrad step from scratch
+# ## The OrthoGrad step from scratch
 #
 # The whole method is {eq}`eq-07-update` in a loop. We take the gradient of the forget batch, the per-sample
 # gradients of the retain batch (chapter 04), project, mix, and step, with plain SGD. To compare with the library
@@ -432,7 +432,7 @@ for mode, scope in (("per_sample", "global"), ("mean", "global"), ("per_sample",
     assert diff < 1e-6 and moved > 1e3 * diff
 
 # %% [markdown]
-# ## 7.5 First order, inside the batch and outside it
+# ## First order, inside the batch and outside it
 #
 # {eq}`eq-07-taylor` makes a precise, testable prediction. Along $g_u^\perp$ the loss of every sample *of the batch*
 # changes only at second order, so halving the step size must **quarter** the change; along the unprojected $g_u$
@@ -512,7 +512,7 @@ plt.show()
 # same kind of change gradient ascent makes. That is why OrthoGrad adds the descent term $\alpha \bar g_r$, which repairs what the projection cannot
 # protect, and why it draws a new retain batch at every step.
 #
-# ## 7.6 Global or per tensor?
+# ## Global or per tensor?
 #
 # The public implementation projects **each parameter tensor separately**: for tensor $l$ with $P_l$ entries it
 # takes the $B \times P_l$ block $G_l$ of $G$ and projects the block $g_{u,l}$ against it. The result satisfies
@@ -553,7 +553,7 @@ assert orth_residual(tensor_dir, G, g_u) < 1e-5 and rho_tensor < rho_global
 # `unlearnlib` defaults to the global scope, as the abstract describes the method; `scope="tensor"` reproduces the
 # public code.
 #
-# ## 7.7 Memory: B copies of the model
+# ## Memory: B copies of the model
 #
 # The per-sample matrix $G$ holds $B \cdot P$ numbers, and Householder QR needs a second $B \cdot P$ array for its
 # factor (LAPACK overwrites a copy of $G^\top$ with the reflectors; the library never forms $Q$ on top of that).
@@ -650,7 +650,7 @@ print(f"smallest / largest singular value of G: {(sv[-1] / sv[0]).item():.1e}; s
 # streaming tensor by tensor would cut the per-sample memory roughly five-fold, at the price of two backward passes
 # per group.
 #
-# ## 7.8 The experiment: forgetting with 5 % of the retain set
+# ## The experiment: forgetting with 5 % of the retain set
 #
 # **Setting.** OrthoGrad's premise is that most of the training set is gone. We give every method that uses retain
 # data the same small subset: 5 % of $D_r$ (about 60 images), drawn once per seed, passed as `retain_positions`;
@@ -837,7 +837,7 @@ for sc in ("class",):
 # OrthoGrad step forgets at $\rho^2$ of the rate of an ascent step of the same learning rate. Projecting against
 # the mean removes a single direction and keeps almost everything, which is exactly why it protects so little.
 #
-# ## 7.9 What a step costs
+# ## What a step costs
 #
 # A step of OrthoGrad is one forward and backward pass on the forget batch (for $g_u$), one vectorised per-sample
 # pass on the retain batch, a Householder QR of a $P \times B$ matrix, $O(PB^2)$, and an SVD of $B \times B$. We

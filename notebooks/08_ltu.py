@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 8. LTU: learning to unlearn
+# # LTU: learning to unlearn
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/08_ltu.ipynb)
 #
@@ -92,7 +92,7 @@ print("ltu defaults:", ", ".join(f"{k}={LTU_DEFAULTS[k]}" for k in ("retain_frac
                                                                    "forget_signal", "project", "second_order")))
 
 # %% [markdown]
-# ## 8.1 The setting: unlearning with a small retain subset
+# ## The setting: unlearning with a small retain subset
 #
 # Notation as in Part II. $D_f$ is the forget set, $D_r$ the retain set, $\hat D_r \subset D_r$ the part of it we
 # may use, a fraction $\rho$ of $D_r$. We split $\hat D_r$ once into two disjoint halves, a **support** set
@@ -220,7 +220,7 @@ assert all(d[0] > 3 * abs(d[2]) and abs(d[1] - d[2]) < abs(d[0] - d[2]) for d in
 # `retain_subset` therefore splits $\hat D_r$ into disjoint support and query halves once, and LTU draws its
 # support batches from the first and its query batches from the second.
 #
-# ## 8.2 The forgetting signal: a differentiable membership-inference attack
+# ## The forgetting signal: a differentiable membership-inference attack
 #
 # **The paper's idea.** According to the summaries, LTU's forgetting feedback comes from $K$ *differentiable*
 # membership-inference (MI) models applied to an audit set derived from $D_f$, used "as an active guidance
@@ -352,7 +352,7 @@ assert (aucs["w log p_y"] > 0).all()
 # not to be reliable when $\hat D_r$, and with it the attack's training set, is tiny, so the library's default
 # became the ascent signal (§8.5). §8.5 also measures what the attack says after unlearning.
 #
-# ## 8.3 Gradient Harmonization
+# ## Gradient Harmonization
 #
 # **The paper's idea.** The remembering and the forgetting meta-gradients can conflict,
 # $\langle G_{rem}, G_{fgt}\rangle < 0$; Gradient Harmonization "aligns the two trajectories by mitigating the
@@ -449,7 +449,7 @@ assert inner.min() >= -1e-12 and (raw < 0).sum() > 500
 assert (d_f < 0).any() and not (d_f[raw >= 0] < 0).any()
 
 # %% [markdown]
-# ## 8.4 From scratch: LTU in `torch.func`
+# ## From scratch: LTU in `torch.func`
 #
 # The meta-gradients {eq}`eq-08-metagrad` in a few lines: a `vjp` through the inner step gives the pull-back
 # $v \mapsto (I - \alpha H_{sup})v$, applied to the gradients of the two query losses at $\theta'$; the first-order
@@ -548,7 +548,7 @@ for signal in ("mia", "ascent"):
     assert dev < 1e-3 * moved
 
 # %% [markdown]
-# ## 8.5 The experiment: LTU and NegGrad+ with the same small retain subset
+# ## The experiment: LTU and NegGrad+ with the same small retain subset
 #
 # **The claim to check.** LTU's abstract says the meta-optimisation preserves generalisable knowledge with only a
 # small subset of the remaining data. The comparison that tests this is against a simple method *given the same
@@ -809,7 +809,7 @@ assert all(v > 0.5 for v in conflict_share.values())
 # harmonisation was active most of the time. This is consistent with the ablation: projection, not the
 # look-ahead, is the working part.
 #
-# ## 8.6 Cost of one step
+# ## Cost of one step
 #
 # One LTU step computes: the support gradient and the inner step (one forward and backward on the support
 # batch), the query loss and the forgetting loss at $\theta'$ (two more forwards and backwards, plus the tiny

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 9. LUR: learning to unlearn while retaining
+# # LUR: learning to unlearn while retaining
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/09_lur.ipynb)
 #
@@ -75,7 +75,7 @@ FORGET_CLASS = 3
 print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
 
 # %% [markdown]
-# ## 9.1 The look-ahead objective
+# ## The look-ahead objective
 #
 # Notation as in Part II: $L_r(\theta)$ is the retain cross-entropy, $\mathrm{CE}_f$ the forget cross-entropy, and
 # the unlearning loss we **minimise** is $L_u = -\mathrm{CE}_f$ (gradient ascent written as descent), so
@@ -133,7 +133,7 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
 # $\nabla L_u(\theta') = g_u - \alpha H_u g_r + O(\alpha^2)$, the first-order gradient contains $-\alpha w_f H_u g_r$
 # only; the dropped term {eq}`eq-09-fo-diff` is, to leading order, the other half $-\alpha w_f H_r g_u$.
 #
-# ## 9.2 Checks in float64 on the trained network
+# ## Checks in float64 on the trained network
 #
 # We take the trained CNN of seed 0, copy it to float64 (so that finite differences and the $O(\alpha^2)$ slope
 # are not drowned by rounding), and fix one forget batch and one retain batch of 32 samples each.
@@ -373,7 +373,7 @@ print(f"per step: GA {1e3 * t_ga:.1f} ms, LUR first order {1e3 * t_fo:.1f} ms ({
       f"second order {1e3 * t_so:.1f} ms ({t_so / t_ga:.1f}x)")
 
 # %% [markdown]
-# ## 9.3 The experiment
+# ## The experiment
 #
 # We compare the library's `lur` (defaults below: outer learning rate $10^{-3}$, $\alpha = 0.1$, second order,
 # $w_r = w_f = 1$, one forget and one retain batch per step, the oracle-free stopping rule of chapter 02) with GA,
@@ -498,7 +498,7 @@ for sc in results:
 #   different lengths. The claim "LUR moves the distribution towards agreement" is therefore not supported by our
 #   measurement.
 #
-# ## 9.4 Summary
+# ## Summary
 #
 # - The look-ahead objective {eq}`eq-09-objective` equals NegGrad+ with fixed weights plus an inner-product
 #   regulariser $-\alpha w_f\langle\nabla L_u, \nabla L_r\rangle$, up to $O(\alpha^2)$ ({eq}`eq-09-taylor`); we measured the

@@ -13,7 +13,7 @@
 # ---
 
 # %% [markdown]
-# # 10. Masked feasible updates
+# # Masked feasible updates
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/10_masked_updates.ipynb)
 #
@@ -72,7 +72,7 @@ FORGET_CLASS = 3
 print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
 
 # %% [markdown]
-# ## 10.1 Unlearning as a constrained problem
+# ## Unlearning as a constrained problem
 #
 # Let $L_u$ be an unlearning loss we minimise (for GA, $L_u = -\mathrm{CE}_f$) and $L_r$ the retain loss. "Forget as
 # much as possible without losing more than $\epsilon$ of retain loss" reads
@@ -100,7 +100,7 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
 #
 # None of them adapts $\mu$ to whether the constraint is active, which is what {eq}`eq-10-kkt` would require.
 #
-# ## 10.2 Feasible directions and masks
+# ## Feasible directions and masks
 #
 # With the descent step $\theta \leftarrow \theta - \eta\, d$, to first order $L_u$ changes by $-\eta\langle\nabla L_u, d\rangle$
 # and $L_r$ by $-\eta\langle g_r, d\rangle$. A direction is **locally feasible** when
@@ -137,7 +137,7 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
 # surer coordinates. Each coordinate is tested separately, with no correction for multiple testing, so the
 # guarantee is per coordinate, not joint.
 #
-# ## 10.3 From scratch
+# ## From scratch
 #
 # Per-sample gradients with `torch.func` (`vmap` of `grad` of a one-sample loss), then {eq}`eq-10-test`. The base
 # direction here is GA's, $u = \nabla(-\mathrm{CE}_f)$ on a forget batch, at the trained model of seed 0.
@@ -195,7 +195,7 @@ print("from-scratch mask == feasibility_mask at every delta; delta = 0.5 is plai
 # Every kept coordinate passes the test, the masked GA direction is locally feasible on this batch
 # ($\langle g_r, m\odot u\rangle \ge 0$) even where the unmasked one conflicts, and the kept fraction grows with $\delta$.
 #
-# ## 10.4 Masking the final update
+# ## Masking the final update
 #
 # Masking the gradient is not enough. SGD adds weight decay $\lambda\theta$ to the gradient and accumulates
 # momentum *inside* `opt.step()`, so a coordinate with zero gradient still moves (chapter 03 met the same bug in
@@ -242,7 +242,7 @@ print(f"library path: {checks['steps']} steps, {checks['masked']} masked coordin
 assert checks["steps"] == 15 and checks["masked"] > 0 and checks["moved_kept"] > 0
 
 # %% [markdown]
-# ## 10.5 The kept fraction along a run, and the effective step
+# ## The kept fraction along a run, and the effective step
 #
 # The registered `masked:<base>` methods are `masked(base)` with the test at $\delta = 0.1$ and a `kept=` list that
 # receives the kept fraction of every step. Masking removes part of every step, so at the base's learning rate
@@ -266,7 +266,7 @@ plt.show()
 assert 0 < np.mean(kept) < 1
 
 # %% [markdown]
-# ## 10.6 The experiment
+# ## The experiment
 #
 # Class-wise forgetting of digit 3 over the profile's seeds. For each base $b \in$ {GA, NegGrad+, random labels}
 # we run
@@ -358,7 +358,7 @@ print("wall-clock cost of the masked method relative to its base: " + ", ".join(
 #   per-sample retain gradients at every step (the wall-clock ratio is printed) and, sometimes, more steps.
 #
 # %% [markdown]
-# ## 10.7 Summary
+# ## Summary
 #
 # - Unlearning as the constrained problem {eq}`eq-10-problem`: GA, NegGrad+ and random labels are gradient steps
 #   on its Lagrangian with a *fixed* multiplier ($0$, $\beta/(1-\beta)$, $1$), none of which responds to the constraint.

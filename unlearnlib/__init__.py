@@ -5,7 +5,10 @@ one module per job (``config``, ``data``, ``models``, ``train``, ``metrics``, ``
 ``methods``, ``experiment``, ``plots``, ``bench``), so that each file can be read top to bottom next to its chapter.
 """
 
+from unlearnlib.config import apply_onednn_setting
 from unlearnlib.errors import UnlearnError
+
+apply_onednn_setting()
 
 __all__ = ["UnlearnError"]
 __version__ = "0.1.0"

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every registered method)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the profile's)")
     p.add_argument("--profile", default=None, choices=("ci", "full", "auto"), help="default: $UNLEARN_PROFILE or auto")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default=None, help="auto, cpu or cuda (default: $UNLEARN_DEVICE or auto)")
     p.add_argument("--model", default=None, choices=MODELS, help="override the profile's model")
     p.add_argument("--out", default=None, help="write the JSON here")
     p.add_argument("--step-cost", action="store_true", help="time one step of every method relative to GA")

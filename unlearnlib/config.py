@@ -1,8 +1,15 @@
 """Profiles, device choice and seeding: one object tells a chapter its sizes (chapter 00, the preface).
 
-``UNLEARN_PROFILE=ci|full|auto`` selects the profile; ``auto`` (the default) means ``full`` when CUDA is
-available and ``ci`` otherwise. The text of a chapter never branches on CPU versus GPU: it reads the sizes
-from :func:`get_profile`.
+``UNLEARN_PROFILE=ci|full|auto`` selects the profile (the sizes); ``auto``, the default, means ``ci`` on every
+machine, so that ``full`` runs only when asked for. ``UNLEARN_DEVICE=auto|cpu|cuda`` selects the device,
+independently of the profile: ``auto`` means CUDA when it is available, the CPU otherwise. A Colab GPU therefore
+runs the chapters at ``ci`` sizes on the GPU, and ``UNLEARN_DEVICE=cpu`` keeps everything on the CPU whatever
+the profile. The text of a chapter never branches on CPU versus GPU: it reads the sizes from :func:`get_profile`
+and the device from :func:`get_device`.
+
+``UNLEARN_ONEDNN=0`` turns off PyTorch's oneDNN (mkldnn) kernels when the library is imported. Different CPUs run
+different kernels; the tests and the chapters pass both ways, so that no check depends on one machine's
+arithmetic (see :func:`apply_onednn_setting`).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import torch
 from unlearnlib.errors import UnlearnError
 
 PROFILE_NAMES = ("ci", "full", "auto")
+DEVICE_NAMES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -51,13 +59,16 @@ _PROFILES = {
 
 
 def get_profile(name: str | None = None, **overrides) -> Profile:
-    """The profile named ``name`` or by ``UNLEARN_PROFILE`` (chapter 00). Keyword overrides replace fields."""
+    """The profile named ``name`` or by ``UNLEARN_PROFILE`` (chapter 00). Keyword overrides replace fields.
+
+    ``auto`` means ``ci`` on every machine, a GPU included: ``full`` runs only when it is asked for.
+    """
     name = (name or os.environ.get("UNLEARN_PROFILE") or "auto").strip().lower()
     if name not in PROFILE_NAMES:
         raise UnlearnError(f"unknown profile {name!r}; use one of: {', '.join(PROFILE_NAMES)} "
                            "(for example UNLEARN_PROFILE=ci)")
     if name == "auto":
-        name = "full" if torch.cuda.is_available() else "ci"
+        name = "ci"
     profile = _PROFILES[name]
     unknown = set(overrides) - set(profile.__dataclass_fields__)
     if unknown:
@@ -66,11 +77,16 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     return replace(profile, **overrides)
 
 
-def get_device(spec: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU (chapter 00). Asking for CUDA without it is an error."""
+def get_device(spec: str | torch.device | None = None) -> torch.device:
+    """The device named by ``spec``, or by ``UNLEARN_DEVICE`` when ``spec`` is None (chapter 00).
+
+    ``auto`` (the default) picks CUDA when present, else the CPU. Asking for CUDA without it is an error.
+    """
     if isinstance(spec, torch.device):
         return spec
-    spec = (spec or "auto").strip().lower()
+    if spec is None:
+        spec = os.environ.get("UNLEARN_DEVICE") or "auto"
+    spec = spec.strip().lower()
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda"):
@@ -80,7 +96,23 @@ def get_device(spec: str | torch.device | None = "auto") -> torch.device:
         return torch.device(spec)
     if spec == "cpu":
         return torch.device("cpu")
-    raise UnlearnError(f"unknown device {spec!r}; use auto, cpu or cuda")
+    raise UnlearnError(f"unknown device {spec!r}; use auto, cpu or cuda (for example UNLEARN_DEVICE=cpu)")
+
+
+def apply_onednn_setting() -> bool:
+    """Turn PyTorch's oneDNN kernels off when ``UNLEARN_ONEDNN=0``; return whether they are on (chapter 00).
+
+    Called once when :mod:`unlearnlib` is imported. oneDNN (formerly mkldnn) supplies the CPU convolutions on
+    x86 machines, and which of its kernels runs depends on the CPU's instruction set: an Intel Xeon and an AMD
+    EPYC round differently. Running the tests and the chapters with it off (the plain ATen kernels) stands in
+    for another CPU, and shows that no check relies on one machine's rounding.
+    """
+    value = os.environ.get("UNLEARN_ONEDNN", "").strip().lower()
+    if value in ("0", "off", "false", "no"):
+        torch.backends.mkldnn.enabled = False
+    elif value not in ("", "1", "on", "true", "yes"):
+        raise UnlearnError(f"UNLEARN_ONEDNN={value!r} is not understood; use 0 (off) or 1 (on, the default)")
+    return bool(torch.backends.mkldnn.enabled)
 
 
 def synchronize(device: torch.device) -> None:

@@ -127,7 +127,7 @@ def _cached_train(key_parts: dict, name: str, build, x, y, cfg: TrainConfig, see
     return model
 
 
-def original_model(data: Dataset, cfg: TrainConfig, seed: int = 0, device="auto", progress: bool = True,
+def original_model(data: Dataset, cfg: TrainConfig, seed: int = 0, device=None, progress: bool = True,
                    use_cache: bool = True) -> nn.Module:
     """The model trained on the whole training set D (chapter 01); cached. ``.train_time_s`` holds its cost."""
     device = config.get_device(device)
@@ -136,7 +136,7 @@ def original_model(data: Dataset, cfg: TrainConfig, seed: int = 0, device="auto"
     return _cached_train(parts, "original", build, data.x_train, data.y_train, cfg, seed, device, progress, use_cache)
 
 
-def retrained_model(task: UnlearningTask, cfg: TrainConfig, seed: int = 0, device="auto", progress: bool = True,
+def retrained_model(task: UnlearningTask, cfg: TrainConfig, seed: int = 0, device=None, progress: bool = True,
                     use_cache: bool = True) -> nn.Module:
     """The retrain oracle: the same recipe on the retain set D_r only (chapter 01); cached.
 
