@@ -4,7 +4,7 @@
 #   make book       execute every chapter and build the HTML book into book/_build/html
 #   make test       everything CI checks: unit tests, every notebook under nbval, the book build
 #   make lab        open the chapters in JupyterLab (the .py chapters open as notebooks)
-#   make notebooks  regenerate notebooks/*.ipynb from the notebooks/*.py sources
+#   make notebooks  regenerate colab/*.ipynb, the badges and install cells, and the links from the chapters
 #   make bench      a small benchmark run (JSON into results/)
 #   make clean      remove build products (keeps .venv; `make distclean` removes it too)
 
@@ -17,9 +17,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JB     := $(VENV)/bin/jupyter-book
 
-# The chapters: py:percent sources are the only source of truth; the .ipynb files are generated (for Colab
-# and nbval) and committed, never edited by hand.
-CHAPTERS := $(wildcard notebooks/[0-9]*.py)
+# The chapters: notebooks/NN_topic.py (MyST in py:percent) are the only source. colab/NN_topic.ipynb are generated
+# from them by tools/make_notebooks.py (for Colab, plain Jupyter and nbval) and committed, never edited by hand;
+# notebooks/NN_topic.ipynb are JupyterLab's local pairs of the .py files (outputs included) and never committed.
 
 # Tests run headless and, unless the caller says otherwise, with the small CPU profile.
 TEST_PROFILE ?= ci
@@ -32,8 +32,8 @@ timed = start=$$(date +%s); rc=0; $(2) || rc=$$?; echo "==> $(1): $$(( $$(date +
 help:
 	@echo "make book       execute every chapter, build the HTML book (book/_build/html)"
 	@echo "make test       unit tests + every notebook under nbval + the book build (what CI runs)"
-	@echo "make lab        JupyterLab on notebooks/"
-	@echo "make notebooks  regenerate notebooks/*.ipynb from notebooks/*.py"
+	@echo "make lab        JupyterLab on notebooks/ (a .py chapter opens as a notebook)"
+	@echo "make notebooks  regenerate colab/*.ipynb, badges, install cells and links from notebooks/*.py"
 	@echo "make bench      benchmark: digits, forget class 3, 3 seeds -> results/bench_class3.json"
 	@echo "make clean      remove build products"
 
@@ -48,11 +48,12 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $@
 
 # ---------------------------------------------------------------------------------------------------------------
-# Notebooks: one jupytext process converts every chapter. `--update` keeps the cell ids (and nothing else, since
-# the committed notebooks hold no outputs) of cells that did not change, so regenerating gives quiet git diffs;
-# without it every cell gets a new random id on every run.
+# Notebooks: tools/make_notebooks.py turns the chapters' MyST into the plain Markdown Jupyter and Colab render
+# (colab/*.ipynb), and writes every link that names the repository or the release: the badge and the install cell
+# at the top of each chapter, CITATION.cff's url and version, README's links block. Cell ids come from the cells'
+# text, so regenerating unchanged cells gives quiet git diffs. tests/test_notebooks_sync.py checks it is current.
 notebooks: $(STAMP)
-	$(PY) -m jupytext --update --to ipynb $(CHAPTERS)
+	$(PY) tools/make_notebooks.py
 
 # ---------------------------------------------------------------------------------------------------------------
 # Tests. pytest's exit status is kept as is: 5 (nothing collected) fails the build like any other failure.
@@ -76,12 +77,12 @@ test-unit: export UNLEARN_PROFILE ?= $(TEST_PROFILE)
 test-unit: $(STAMP)
 	$(PY) -m pytest tests
 
-# (b) execute every committed notebook; a cell that raises fails the run (outputs are not compared: the
-# chapters check their claims with asserts).
+# (b) execute every committed notebook, as a Colab or Jupyter reader gets it (colab/*.ipynb); a cell that raises
+# fails the run (outputs are not compared: the chapters check their claims with asserts).
 test-notebooks: export MPLBACKEND := Agg
 test-notebooks: export UNLEARN_PROFILE ?= $(TEST_PROFILE)
 test-notebooks: $(STAMP)
-	@$(call timed,notebooks under nbval,$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider notebooks/)
+	@$(call timed,notebooks under nbval,$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -p no:cacheprovider colab/)
 
 # (c) the book. Always from a clean _build (an incremental build of unchanged sources passes even when it
 # should fail); -W turns warnings into errors, -n reports every unresolved reference, and
@@ -93,7 +94,16 @@ book: $(STAMP)
 	@$(call timed,book build,env -u MPLBACKEND $(JB) build book -W -n --keep-going)
 
 # ---------------------------------------------------------------------------------------------------------------
-lab: $(STAMP)
+# JupyterLab opens a .py chapter as a notebook on double-click (jupytext's viewer made the default for Python files
+# by tools/lab-overrides.json, installed as this environment's settings overrides) and pairs it with
+# notebooks/NN_topic.ipynb (notebooks/jupytext.toml), which keeps the outputs; jupyterlab-myst renders the MyST.
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+$(LAB_OVERRIDES): tools/lab-overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp $< $@
+
+lab: $(STAMP) $(LAB_OVERRIDES)
 	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 bench: $(STAMP)

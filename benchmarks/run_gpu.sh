@@ -1,18 +1,78 @@
 #!/usr/bin/env bash
-# The GPU measurements recorded in benchmarks/README.md: step cost on CUDA and the full-profile benchmark.
-# Usage: OUT=dir bash benchmarks/run_gpu.sh   (on a machine with CUDA; writes JSON and logs into $OUT)
+# The GPU checks and measurements, as one script for a machine with CUDA and no network. At most 8 minutes:
+# every step below has a time limit.
+#   1. nvidia-smi and the torch/CUDA versions;
+#   2. tests/test_cuda.py (every method, per-sample gradients, the projection, chapter 02 on the GPU) and
+#      tests/test_device_clean.py (devices and host syncs, on the meta device);
+#   3. one chapter (05) executed at ci sizes on the GPU;
+#   4. the step-cost benchmark of the surgery methods on the GPU (CNN and ResNet-18).
+# Usage, from the repository root of a copy of the working tree:
+#     bash benchmarks/run_gpu.sh [OUTDIR]   (or OUT=OUTDIR; default benchmarks/gpu: JSON, logs, the device name)
+# No virtual environment is needed: it uses the first python that imports torch ($PYTHON, .venv, python3,
+# python), with the repository on PYTHONPATH instead of an install (pytest, jupytext, nbclient and ipykernel
+# must be importable for steps 2 and 3). It stops at once, with a message, where CUDA is not available.
 set -euo pipefail
-OUT=${OUT:-benchmarks/out}
+OUT=${1:-${OUT:-benchmarks/gpu}}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 UNLEARN_CACHE=${UNLEARN_CACHE:-/tmp/unlearn-cache}
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/gpu.txt"
-SURGERY=ga,neggrad_plus,pcgrad,unilateral_surgery,implicit_surgery,orthograd
-python3 -m unlearnlib.bench --step-cost --device cuda --model cnn --batch-size 32 --methods "$SURGERY" \
-    --out "$OUT/step_cost_cuda_cnn_b32.json" 2>&1 | tee "$OUT/log_step_cost.txt"
-python3 -m unlearnlib.bench --step-cost --device cuda --model resnet18 --batch-size 32 --methods "$SURGERY" \
-    --out "$OUT/step_cost_cuda_resnet18_b32.json" 2>&1 | tee -a "$OUT/log_step_cost.txt"
-for scenario in class random; do
-    python3 -m unlearnlib.bench --profile full --device cuda --scenario $scenario --forget-class 3 \
-        --forget-fraction 0.1 --out "$OUT/bench_full_$scenario.json" 2>&1 | tee "$OUT/log_bench_$scenario.txt"
+START=$(date +%s)
+
+PY=""
+for cand in ${PYTHON:-} .venv/bin/python python3 python; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c "import torch" >/dev/null 2>&1; then PY=$cand; break; fi
 done
+if [ -z "$PY" ]; then echo "run_gpu.sh: no python with torch found (set PYTHON=...)" >&2; exit 2; fi
+if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+    echo "run_gpu.sh: CUDA is not available to $PY (torch $("$PY" -c 'import torch; print(torch.__version__)')):" \
+         "this script is for a machine with an NVIDIA GPU; on a CPU use benchmarks/run_cpu.sh" >&2
+    exit 3
+fi
+
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 MPLBACKEND=Agg UNLEARN_PROFILE=ci
+export UNLEARN_DEVICE=cuda UNLEARN_CACHE=${UNLEARN_CACHE:-$(mktemp -d)/unlearn-cache}
+LOG="$OUT/run_gpu.log"
+: > "$LOG"
+step() { echo "==> $* ($(( $(date +%s) - START )) s)" | tee -a "$LOG"; }
+rc=0
+STATUS=()   # "name=ok|failed" per step, for summary.json
+record() { STATUS+=("$1=$2"); [ "$2" = ok ] || rc=1; }
+
+step "device"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || nvidia-smi || true
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'device', torch.cuda.get_device_name(0))"
+} 2>&1 | tee "$OUT/device.txt" | tee -a "$LOG"
+
+step "tests: test_cuda.py and test_device_clean.py"
+if timeout 200 "$PY" -m pytest tests/test_cuda.py tests/test_device_clean.py -q -p no:cacheprovider \
+        --junitxml="$OUT/tests.xml" 2>&1 | tee -a "$LOG"; then record tests ok; else record tests failed; fi
+
+step "chapter 05 at ci sizes on the GPU"
+cat > "$OUT/run_chapter.py" <<'PYEOF'
+import sys, time
+import jupytext, nbclient
+nb = jupytext.read(sys.argv[1])
+t = time.time()
+nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
+print(f"{sys.argv[1]} executed on the GPU in {time.time() - t:.0f} s")
+PYEOF
+if timeout 150 "$PY" "$OUT/run_chapter.py" notebooks/05_gradient_surgery.py 2>&1 | tee -a "$LOG"; then
+    record chapter_05 ok; else record chapter_05 failed; fi
+
+step "step cost on the GPU"
+SURGERY=ga,neggrad_plus,pcgrad,unilateral_surgery,implicit_surgery,orthograd
+for model in cnn resnet18; do
+    if timeout 60 "$PY" -m unlearnlib.bench --step-cost --device cuda --model $model --batch-size 32 \
+            --methods "$SURGERY" --out "$OUT/step_cost_cuda_${model}_b32.json" 2>&1 | tee -a "$LOG"; then
+        record "step_cost_$model" ok; else record "step_cost_$model" failed; fi
+done
+
+# One JSON that says where it ran and how each step ended (the step-cost JSONs hold the timings).
+"$PY" - "$OUT/summary.json" "$(( $(date +%s) - START ))" "${STATUS[@]}" <<'PYEOF'
+import json, sys, torch
+out, seconds, steps = sys.argv[1], int(sys.argv[2]), dict(s.split("=", 1) for s in sys.argv[3:])
+summary = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+           "seconds": seconds, "steps": steps}
+json.dump(summary, open(out, "w"), indent=2)
+print(json.dumps(summary))
+PYEOF
+step "done, exit $rc"
+exit $rc

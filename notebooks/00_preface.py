@@ -68,24 +68,51 @@
 #
 # ### On a GPU
 #
-# Nothing in the text changes. The library picks the device (`cuda` when available, otherwise the CPU), and the
-# *profile* decides how large the experiments are. In Colab, choose *Runtime > Change runtime type > GPU*.
+# Nothing in the text changes. The library picks the device on its own (`cuda` when a CUDA GPU is available,
+# otherwise the CPU), and every tensor a chapter creates is placed on that device. In Colab, choose
+# *Runtime > Change runtime type > GPU*.
 
 # %% [markdown]
-# ## Profiles: one switch from laptop to GPU
+# ## Profiles and devices: two independent switches
 #
-# The environment variable `UNLEARN_PROFILE` sets the size of every experiment in the book:
+# Two environment variables decide how a chapter runs. `UNLEARN_PROFILE` sets the *size* of every experiment:
 #
 # | profile | what it runs | meant for |
 # |---|---|---|
-# | `ci` | the digits dataset, small models, few epochs: a chapter executes in a minute or two on 2 CPU cores | laptops, CI |
-# | `full` | GPU-sized models, more seeds | a machine with a CUDA GPU |
-# | `auto` (default) | `full` when CUDA is available, `ci` otherwise | everyone |
+# | `ci` | the digits dataset, small models, few epochs: a chapter executes in a minute or two on 2 CPU cores | laptops, CI, Colab |
+# | `full` | GPU-sized models, more seeds | a machine with a CUDA GPU, when you ask for it |
+# | `auto` (default) | `ci`, on every machine | everyone |
 #
-# For example `UNLEARN_PROFILE=full make book` builds the book with the large profile, and
-# `UNLEARN_PROFILE=ci jupyter lab` forces the small one. Chapters never test which hardware they run on: they
-# read their sizes from the profile. The expensive models (the original model and the retrained oracle) are
-# trained once and cached on disk.
+# `UNLEARN_DEVICE` sets *where* it runs, independently of the profile:
+#
+# | device | what it does |
+# |---|---|
+# | `auto` (default) | `cuda` when a CUDA GPU is available, the CPU otherwise |
+# | `cpu` | everything on the CPU, even when a GPU is present |
+# | `cuda` | the GPU, and an error if there is none |
+#
+# So a Colab GPU runtime executes the chapters at `ci` sizes on the GPU, and the large experiments run only
+# when you ask for them: `UNLEARN_PROFILE=full make book` builds the book with the large profile, and
+# `UNLEARN_DEVICE=cpu jupyter lab` keeps everything on the CPU. Inside a notebook (in Colab, for instance), set
+# the variable in a cell at the top of the notebook, before `unlearnlib` is imported, then run the chapter:
+#
+# ```python
+# import os
+# os.environ["UNLEARN_PROFILE"] = "full"  # or os.environ["UNLEARN_DEVICE"] = "cpu"
+# ```
+#
+# Chapters never test which hardware they run on: they read their sizes from the profile and their device from
+# the library. The expensive models (the original model and the retrained oracle) are trained once and cached
+# on disk, in `~/.cache/unlearnlib` or in the folder that `UNLEARN_CACHE` names.
+#
+# ### Other machines, other rounding
+#
+# Two machines do not round alike. A different CPU runs different vectorised kernels (on x86, PyTorch's oneDNN
+# library picks its convolution kernels by instruction set), and a GPU sums in yet another order. Every check
+# in the book is therefore written with a tolerance that an error model justifies (the rounding of 32-bit
+# floats, or the spread over seeds), never with the digits one machine happened to print. To see this for
+# yourself, set `UNLEARN_ONEDNN=0`: `import unlearnlib` then turns oneDNN off and PyTorch falls back to its
+# plain kernels, which stands in for another CPU. The book's checks pass both ways.
 
 # %% [markdown]
 # ## Notation and metrics
@@ -115,17 +142,22 @@ if "google.colab" in sys.modules:  # only in Colab: install the book's library (
     )
 
 # %% [markdown]
-# Now the library itself: which profile is active, and on which device the experiments will run.
+# Now the library itself: which profile is active, on which device the experiments will run, and whether
+# oneDNN is on.
 
 # %%
+import torch
+
 import unlearnlib
 from unlearnlib import config
 
 profile = config.get_profile()
 device = config.get_device()
 print(f"unlearnlib {unlearnlib.__version__}")
-print(f"profile: {profile}")
+print(f"profile: {profile.name} ({profile.dataset}, model {profile.model}, "
+      f"{profile.train_epochs} epochs, {profile.seeds} seeds)")
 print(f"device:  {device}")
+print(f"oneDNN:  {'on' if torch.backends.mkldnn.enabled else 'off'}")
 
 # %% [markdown]
 # ## Summary
@@ -134,7 +166,10 @@ print(f"device:  {device}")
 #   function, an experiment, figures, a summary and exercises.
 # - `make book` builds and executes the whole book, `make test` runs every check, `make lab` opens the chapters.
 # - In Colab, the first code cell installs the library; elsewhere it does nothing.
-# - `UNLEARN_PROFILE=ci|full|auto` sizes all experiments; the default picks `full` on a GPU and `ci` otherwise.
+# - `UNLEARN_PROFILE=ci|full|auto` sizes all experiments; the default, `auto`, means `ci` on every machine, and
+#   `full` runs only when you ask for it.
+# - `UNLEARN_DEVICE=auto|cpu|cuda` picks the device independently; `auto` uses a CUDA GPU when there is one.
+# - Checks allow for the rounding of another machine; `UNLEARN_ONEDNN=0` stands in for another CPU.
 #
 # ## Exercises
 #
@@ -142,6 +177,7 @@ print(f"device:  {device}")
 #    `import os; os.environ["UNLEARN_PROFILE"] = "ci"` before importing `unlearnlib`) and check which profile the
 #    cell above prints. What does it print with `UNLEARN_PROFILE=full`, and with a misspelt name?
 # 2. Open this chapter in Colab with the badge at the top, switch the runtime to a GPU, run the two code cells and
-#    note the device and the profile that `auto` selects there.
+#    note the device and the profile that `auto` selects there. Then set `UNLEARN_DEVICE` to `cpu` in the first
+#    cell, restart, and check what changes.
 # 3. Find, in the glossary, the definition of MIA-Efficacy. Which samples does the attack train on, and why is
 #    the target value after random forgetting not 100?

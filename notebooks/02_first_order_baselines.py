@@ -44,6 +44,7 @@ if "google.colab" in sys.modules:  # only in Colab: install the book's library
 import copy
 import inspect
 import math
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -68,7 +69,10 @@ device = unlearnlib.config.get_device()
 cfg = TrainConfig.from_profile(profile)
 SEEDS = list(range(profile.seeds))
 FORGET_CLASS = 3
-print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
+print(
+    f"profile {profile.name}: dataset {profile.dataset}, model {profile.model},"
+    f" seeds {SEEDS}, device {device}"
+)
 
 # %% [markdown]
 # ## The setting and the one update rule behind all four methods
@@ -105,21 +109,32 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
 # %%
 data = load_dataset(profile.dataset).to(device)
 task = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
-m0 = original_model(data, cfg, seed=0, device=device)
-oracle = retrained_model(task, cfg, seed=0, device=device)
+m0 = original_model(data, cfg, seed=0, device=device, progress=False)
+oracle = retrained_model(task, cfg, seed=0, device=device, progress=False)
 print(task.describe())
-print(f"original: forget acc {accuracy(m0, task.x_forget, task.y_forget):.1f} %, "
-      f"retain acc {accuracy(m0, task.x_retain, task.y_retain):.1f} %, test acc {accuracy(m0, task.x_test, task.y_test):.1f} %")
-print(f"oracle:   forget acc {accuracy(oracle, task.x_forget, task.y_forget):.1f} %, "
-      f"retain acc {accuracy(oracle, task.x_retain, task.y_retain):.1f} %, test acc {accuracy(oracle, task.x_test, task.y_test):.1f} %")
+for name, model in (("original", m0), ("oracle", oracle)):
+    accs = [
+        accuracy(model, x, y)
+        for x, y in (
+            (task.x_forget, task.y_forget),
+            (task.x_retain, task.y_retain),
+            (task.x_test, task.y_test),
+        )
+    ]
+    print(
+        f"{name + ':':9} forget acc {accs[0]:.1f} %, retain acc {accs[1]:.1f} %,"
+        f" test acc {accs[2]:.1f} %"
+    )
 
 # %% [markdown]
 # We check {eq}`eq-02-sgd-momentum` against `torch.optim.SGD` on one small model, so that every later statement about
 # the optimiser rests on code we have read rather than on documentation.
 
+
 # %%
 def manual_sgd(params0, directions, lr, momentum=0.9, weight_decay=5e-4):
-    """The SGD update of §2.1 by hand: params0 is a list of tensors, directions a list (over steps) of lists."""
+    """The SGD update of §2.1 by hand: params0 is a list of tensors, directions a
+    list (over steps) of lists of tensors."""
     theta = [p.clone() for p in params0]
     buf = None
     for d in directions:
@@ -129,16 +144,27 @@ def manual_sgd(params0, directions, lr, momentum=0.9, weight_decay=5e-4):
     return theta
 
 
-gen = torch.Generator().manual_seed(0)
-w0 = [torch.randn(5, 3, generator=gen), torch.randn(3, generator=gen)]
-dirs = [[torch.randn(5, 3, generator=gen), torch.randn(3, generator=gen)] for _ in range(4)]
+gen = torch.Generator(device=device).manual_seed(0)
+w0 = [
+    torch.randn(5, 3, generator=gen, device=device),
+    torch.randn(3, generator=gen, device=device),
+]
+dirs = [
+    [
+        torch.randn(5, 3, generator=gen, device=device),
+        torch.randn(3, generator=gen, device=device),
+    ]
+    for _ in range(4)
+]
 ws = [w.clone().requires_grad_(True) for w in w0]
 opt = torch.optim.SGD(ws, lr=0.1, momentum=0.9, weight_decay=5e-4)
 for d in dirs:
     for w, di in zip(ws, d):
         w.grad = di.clone()
     opt.step()
-assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ws, manual_sgd(w0, dirs, lr=0.1)))
+assert all(
+    torch.allclose(a, b, atol=1e-6) for a, b in zip(ws, manual_sgd(w0, dirs, lr=0.1))
+)
 print("torch.optim.SGD (momentum 0.9, weight decay 5e-4) matches the update of §2.1")
 
 # %% [markdown]
@@ -252,14 +278,22 @@ print("torch.optim.SGD (momentum 0.9, weight decay 5e-4) matches the update of �
 
 # %%
 C = data.num_classes
-z = 3 * torch.randn(2000, C, generator=torch.Generator().manual_seed(1))
-y = torch.randint(0, C, (2000,), generator=torch.Generator().manual_seed(2))
-wrong = torch.stack([(y + s) % C for s in range(1, C)], 1)                           # all C-1 wrong labels
-brute = torch.stack([F.cross_entropy(z, wrong[:, k], reduction="none") for k in range(C - 1)], 1).mean(1)
-closed = torch.logsumexp(z, 1) - (z.sum(1) - z.gather(1, y[:, None]).squeeze(1)) / (C - 1)
+gen = torch.Generator(device=device).manual_seed(1)
+z = 3 * torch.randn(2000, C, generator=gen, device=device)
+y = torch.randint(0, C, (2000,), generator=gen, device=device)
+wrong = torch.stack([(y + s) % C for s in range(1, C)], 1)  # all C-1 wrong labels
+brute = torch.stack(
+    [F.cross_entropy(z, wrong[:, k], reduction="none") for k in range(C - 1)], 1
+).mean(1)
+closed = torch.logsumexp(z, 1) - (z.sum(1) - z.gather(1, y[:, None]).squeeze(1)) / (
+    C - 1
+)
 assert torch.allclose(brute, closed, atol=1e-4)
 assert closed.min() >= math.log(C - 1) - 1e-5
-print(f"expected random-label loss: min over 2000 random logit vectors {closed.min():.3f} >= log(C-1) = {math.log(C - 1):.3f}")
+print(
+    f"expected random-label loss: min over 2000 random logit vectors {closed.min():.3f}"
+    f" >= log(C-1) = {math.log(C - 1):.3f}"
+)
 
 # %% [markdown]
 # ## From scratch: one loop, four losses
@@ -269,20 +303,34 @@ print(f"expected random-label loss: min over 2000 random logit vectors {closed.m
 # forget and the retain set (each set is reshuffled whenever it is used up), and for each step runs forward, loss,
 # backward, optimiser step. The `callback` lets us watch the run.
 
+
 # %%
 def batches(n, batch_size, gen):
     """Endless shuffled mini-batches of range(n): a new permutation at every pass."""
     while True:
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
-            yield perm[i:i + batch_size]
+            yield perm[i : i + batch_size]
 
 
-def my_unlearn(model0, loss_fn, task, *, steps, lr, batch_size=32, seed=0, momentum=0.9, weight_decay=5e-4,
-               callback=None):
-    """A plain unlearning loop: loss_fn(model, xf, yf, xr, yr) -> scalar to *minimise*."""
-    model = copy.deepcopy(model0).train()          # never touch the caller's model
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+def my_unlearn(
+    model0,
+    loss_fn,
+    task,
+    *,
+    steps,
+    lr,
+    batch_size=32,
+    seed=0,
+    momentum=0.9,
+    weight_decay=5e-4,
+    callback=None,
+):
+    """A plain unlearning loop: loss_fn(model, xf, yf, xr, yr) -> loss to *minimise*."""
+    model = copy.deepcopy(model0).train()  # never touch the caller's model
+    opt = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
     gen = torch.Generator().manual_seed(seed)
     xf, yf, xr, yr = task.x_forget, task.y_forget, task.x_retain, task.y_retain
     forget_batches = batches(len(yf), batch_size, gen)
@@ -299,31 +347,39 @@ def my_unlearn(model0, loss_fn, task, *, steps, lr, batch_size=32, seed=0, momen
     return model.eval()
 
 
-def finetune_loss(model, xf, yf, xr, yr):                 # §2.2: L_r
+def finetune_loss(model, xf, yf, xr, yr):  # §2.2: L_r
     return F.cross_entropy(model(xr), yr)
 
 
-def ga_loss(model, xf, yf, xr, yr):                       # §2.3: -CE_f; the minus sign is the whole method
+def ga_loss(model, xf, yf, xr, yr):  # §2.3: -CE_f; the minus sign is the whole method
     return -F.cross_entropy(model(xf), yf)
 
 
-def neggrad_plus_loss(beta):                              # §2.4: beta L_r - (1 - beta) CE_f
+def neggrad_plus_loss(beta):  # §2.4: beta L_r - (1 - beta) CE_f
     def loss(model, xf, yf, xr, yr):
-        return beta * F.cross_entropy(model(xr), yr) - (1 - beta) * F.cross_entropy(model(xf), yf)
+        return beta * F.cross_entropy(model(xr), yr) - (1 - beta) * F.cross_entropy(
+            model(xf), yf
+        )
+
     return loss
 
 
 def wrong_labels(y, num_classes, gen):
-    """Uniform over the num_classes - 1 classes other than y: shift y by 1..C-1, modulo C."""
+    """Uniform over the C - 1 classes other than y: shift y by 1..C-1, modulo C."""
     shift = torch.randint(1, num_classes, y.shape, generator=gen).to(y.device)
     return (y + shift) % num_classes
 
 
-def random_label_loss(num_classes, seed):                  # §2.5: labels redrawn at every step
+def random_label_loss(num_classes, seed):  # §2.5: labels redrawn at every step
     gen = torch.Generator().manual_seed(seed)
+
     def loss(model, xf, yf, xr, yr):
-        return F.cross_entropy(model(xf), wrong_labels(yf, num_classes, gen)) + F.cross_entropy(model(xr), yr)
+        return F.cross_entropy(
+            model(xf), wrong_labels(yf, num_classes, gen)
+        ) + F.cross_entropy(model(xr), yr)
+
     return loss
+
 
 # %% [markdown]
 # ### The same functions in `unlearnlib`
@@ -334,7 +390,12 @@ def random_label_loss(num_classes, seed):                  # §2.5: labels redra
 # sees *all* of $D_f$ and $D_r$ (full-batch gradient descent), and a different order inside a batch could change
 # only the floating-point summation order. We take three full-batch steps with a learning rate large enough that
 # the parameters move far more than the tolerance (otherwise the check would pass even with a wrong sign), and
-# compare every parameter. We also check that the library left $\theta_0$ untouched.
+# compare every parameter to $10^{-5}$. Both run in the same process on the same kernels, so they can differ only
+# by float32 rounding of a different order of operations: about $10^{-5}\sqrt{\text{depth}}$ of the distance
+# a parameter moved (below $10^{-6}$ here). A planted error must fail the check, so we also run our loop with the
+# weight-decay term dropped, the smallest error we could think of, and check that it misses the library by
+# several times the tolerance. We also check that the library left $\theta_0$ untouched.
+
 
 # %%
 def state_copy(model):
@@ -342,22 +403,43 @@ def state_copy(model):
 
 
 def max_abs_diff(a, b):
-    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    return max(
+        (p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters())
+    )
 
 
 theta0 = state_copy(m0)
 BIG, STEPS, ATOL, LR_CHECK = 10_000, 3, 1e-5, 0.1
 assert BIG >= len(task.retain_idx) and BIG >= len(task.forget_idx)
 beta_default = inspect.signature(REGISTRY["neggrad_plus"]).parameters["beta"].default
-checks = {"finetune": finetune_loss, "ga": ga_loss, "neggrad_plus": neggrad_plus_loss(beta_default)}
+checks = {
+    "finetune": finetune_loss,
+    "ga": ga_loss,
+    "neggrad_plus": neggrad_plus_loss(beta_default),
+}
 for name, loss_fn in checks.items():
-    lib = REGISTRY[name](m0, task, batch_size=BIG, steps=STEPS, lr=LR_CHECK, stop_at=None)
+    lib = REGISTRY[name](
+        m0, task, batch_size=BIG, steps=STEPS, lr=LR_CHECK, stop_at=None
+    )
     ours = my_unlearn(m0, loss_fn, task, steps=STEPS, lr=LR_CHECK, batch_size=BIG)
     moved, diff = max_abs_diff(lib, m0), max_abs_diff(lib, ours)
-    print(f"{name:13s} largest parameter change {moved:.2e}, largest difference ours vs library {diff:.1e}")
-    assert moved > 50 * ATOL                                  # the check is not vacuous
-    assert all(torch.allclose(p, q, atol=ATOL) for p, q in zip(lib.parameters(), ours.parameters()))
-assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), "a method mutated its input"
+    # the smallest planted error we can think of: the weight-decay term dropped
+    no_wd = my_unlearn(
+        m0, loss_fn, task, steps=STEPS, lr=LR_CHECK, batch_size=BIG, weight_decay=0
+    )
+    planted = max_abs_diff(lib, no_wd)
+    print(
+        f"{name:13s} moved {moved:.2e}; ours vs library {diff:.1e};"
+        f" without weight decay {planted:.1e}"
+    )
+    assert moved > 50 * ATOL and planted > 5 * ATOL  # the check is not vacuous
+    assert all(
+        torch.allclose(p, q, rtol=0, atol=ATOL)
+        for p, q in zip(lib.parameters(), ours.parameters())
+    )
+assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), (
+    "a method mutated its input"
+)
 
 # %% [markdown]
 # Our loop also draws its mini-batches with the same sequence of generator calls as the library's (forget
@@ -368,9 +450,12 @@ assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), "a me
 lr_ga = inspect.signature(REGISTRY["ga"]).parameters["lr"].default
 lib = REGISTRY["ga"](m0, task, batch_size=32, steps=20, lr=lr_ga, stop_at=None, seed=0)
 ours = my_unlearn(m0, ga_loss, task, steps=20, lr=lr_ga, batch_size=32, seed=0)
-assert max_abs_diff(lib, ours) <= ATOL and max_abs_diff(lib, m0) > 10 * ATOL
-print(f"GA, 20 mini-batch steps at lr {lr_ga:g}: ours vs library {max_abs_diff(lib, ours):.1e} "
-      f"(parameters moved up to {max_abs_diff(lib, m0):.1e})")
+diff, moved = max_abs_diff(lib, ours), max_abs_diff(lib, m0)
+assert diff <= ATOL and moved > 10 * ATOL
+print(
+    f"GA, 20 mini-batch steps at lr {lr_ga:g}: ours vs library {diff:.1e}"
+    f"\n(parameters moved up to {moved:.1e})"
+)
 
 # %% [markdown]
 # Random labels draw labels from a random generator, so two implementations agree only if they consume the
@@ -383,13 +468,21 @@ print(f"GA, 20 mini-batch steps at lr {lr_ga:g}: ours vs library {max_abs_diff(l
 y_many = task.y_forget.repeat(200).cpu()
 lab = other_labels(y_many, C, torch.Generator().manual_seed(0))
 assert not (lab == y_many).any(), "a random label equals the true label"
-freq = torch.bincount((lab - y_many) % C, minlength=C).float() / len(lab)       # offset from the true label
+freq = torch.bincount((lab - y_many) % C, minlength=C).float() / len(
+    lab
+)  # offset from the true label
 assert freq[0] == 0 and (freq[1:] - 1 / (C - 1)).abs().max() < 0.01
 assert torch.equal(lab, wrong_labels(y_many, C, torch.Generator().manual_seed(0)))
-print(f"{len(lab)} draws: never the true label; frequency of each offset 1..{C - 1}: "
-      f"{freq[1:].min():.4f} to {freq[1:].max():.4f} (uniform: {1 / (C - 1):.4f})")
-REGISTRY["random_label"](m0, task, batch_size=BIG, steps=STEPS, lr=LR_CHECK, stop_at=None)
-assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), "random_label mutated its input"
+print(
+    f"{len(lab)} draws: never the true label; frequency of each offset 1..{C - 1}:\n"
+    f"{freq[1:].min():.4f} to {freq[1:].max():.4f} (uniform: {1 / (C - 1):.4f})"
+)
+REGISTRY["random_label"](
+    m0, task, batch_size=BIG, steps=STEPS, lr=LR_CHECK, stop_at=None
+)
+assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), (
+    "random_label mutated its input"
+)
 
 # %% [markdown]
 # ## Gradient ascent without brakes
@@ -404,11 +497,16 @@ PASSES = 60
 collapse = {}
 for seed in SEEDS:
     task_s = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
-    m0_s = original_model(data, cfg, seed=seed, device=device)
+    m0_s = original_model(data, cfg, seed=seed, device=device, progress=False)
     per_pass = math.ceil(len(task_s.forget_idx) / 32)
-    hist = {"step": [0], "FA": [accuracy(m0_s, task_s.x_forget, task_s.y_forget)],
-            "RA": [accuracy(m0_s, task_s.x_retain, task_s.y_retain)], "TA": [accuracy(m0_s, task_s.x_test, task_s.y_test)],
-            "CE_f": [per_sample_loss(m0_s, task_s.x_forget, task_s.y_forget).mean()], "broken": None}
+    hist = {
+        "step": [0],
+        "FA": [accuracy(m0_s, task_s.x_forget, task_s.y_forget)],
+        "RA": [accuracy(m0_s, task_s.x_retain, task_s.y_retain)],
+        "TA": [accuracy(m0_s, task_s.x_test, task_s.y_test)],
+        "CE_f": [per_sample_loss(m0_s, task_s.x_forget, task_s.y_forget).mean()],
+        "broken": None,
+    }
 
     def watch(t, model, hist=hist, task_s=task_s, per_pass=per_pass):
         if t % per_pass:
@@ -417,37 +515,69 @@ for seed in SEEDS:
         hist["FA"].append(accuracy(model, task_s.x_forget, task_s.y_forget))
         hist["RA"].append(accuracy(model, task_s.x_retain, task_s.y_retain))
         hist["TA"].append(accuracy(model, task_s.x_test, task_s.y_test))
-        hist["CE_f"].append(per_sample_loss(model, task_s.x_forget, task_s.y_forget).mean())
+        hist["CE_f"].append(
+            per_sample_loss(model, task_s.x_forget, task_s.y_forget).mean()
+        )
         if hist["broken"] is None and hist["RA"][-1] < 50:
             hist["broken"] = copy.deepcopy(model).eval()
 
-    final = my_unlearn(m0_s, ga_loss, task_s, steps=PASSES * per_pass, lr=lr_ga, batch_size=32, seed=seed,
-                       callback=watch)
+    final = my_unlearn(
+        m0_s,
+        ga_loss,
+        task_s,
+        steps=PASSES * per_pass,
+        lr=lr_ga,
+        batch_size=32,
+        seed=seed,
+        callback=watch,
+    )
     pred = predict_logits(final, task_s.x_test).argmax(1)
     hist["sink_share"] = torch.bincount(pred, minlength=C).max().item() / len(pred)
     hist["sink_class"] = torch.bincount(pred, minlength=C).argmax().item()
-    # Where does the library's GA, with its default oracle-free stopping rule, stop on the same run?
+    # Where does the library's GA, with its default oracle-free stopping rule, stop?
     log = []
     stopped = REGISTRY["ga"](m0_s, task_s, seed=seed, log=log)
     hist["stop_step"], hist["stop_FA"] = log[-1]["step"], log[-1]["forget_acc"]
     hist["stop_RA"] = accuracy(stopped, task_s.x_retain, task_s.y_retain)
     collapse[seed] = dict(hist, task=task_s, final=final)
-    print(f"seed {seed}: RA {hist['RA'][0]:.1f} -> {hist['RA'][-1]:.1f} %, CE_f {hist['CE_f'][0]:.3f} -> "
-          f"{hist['CE_f'][-1]:.1f}; after {hist['step'][-1]} steps {100 * hist['sink_share']:.0f} % of test "
-          f"images are predicted as class {hist['sink_class']}")
+    half = len(hist["CE_f"]) // 2
+    print(
+        f"seed {seed}: RA {hist['RA'][0]:.1f} -> {hist['RA'][-1]:.1f} %, CE_f"
+        f" {hist['CE_f'][0]:.3f} -> {hist['CE_f'][half]:.1f} (step"
+        f" {hist['step'][half]})"
+        f" -> {hist['CE_f'][-1]:.1f};\n        after {hist['step'][-1]} steps"
+        f" {100 * hist['sink_share']:.0f} % of test images are predicted as class"
+        f" {hist['sink_class']}"
+    )
 
 # %%
 h0 = collapse[SEEDS[0]]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-curves(axes[0], {k: (h0["step"], h0[k]) for k in ("FA", "RA", "TA")}, xlabel="GA step", ylabel="accuracy (%)",
-       title=f"GA without stopping (seed {SEEDS[0]})", hline=forget_target(h0["task"], m0),
-       hline_label="oracle-free target")
+curves(
+    axes[0],
+    {k: (h0["step"], h0[k]) for k in ("FA", "RA", "TA")},
+    xlabel="GA step",
+    ylabel="accuracy (%)",
+    title=f"GA without stopping (seed {SEEDS[0]})",
+    hline=forget_target(h0["task"], m0),
+    hline_label="oracle-free target",
+)
 axes[0].axvline(h0["stop_step"], color="C3", ls=":", label="library GA stops")
 axes[0].legend()
-curves(axes[1], {f"seed {s}": (collapse[s]["step"], collapse[s]["RA"]) for s in SEEDS}, xlabel="GA step",
-       ylabel="retain accuracy (%)", title="Retain accuracy, every seed")
-curves(axes[2], {f"seed {s}": (collapse[s]["step"], collapse[s]["CE_f"]) for s in SEEDS}, xlabel="GA step",
-       ylabel=r"CE$_f$ (log scale)", title="Forget loss keeps growing")
+curves(
+    axes[1],
+    {f"seed {s}": (collapse[s]["step"], collapse[s]["RA"]) for s in SEEDS},
+    xlabel="GA step",
+    ylabel="retain accuracy (%)",
+    title="Retain accuracy, every seed",
+)
+curves(
+    axes[2],
+    {f"seed {s}": (collapse[s]["step"], collapse[s]["CE_f"]) for s in SEEDS},
+    xlabel="GA step",
+    ylabel=r"CE$_f$ (log scale)",
+    title="Forget loss keeps growing",
+)
 axes[2].set_yscale("log")
 fig.tight_layout()
 plt.show()
@@ -460,14 +590,19 @@ plt.show()
 # the accuracies stay flat: the model has nothing left to lose in accuracy, but the loss has no ceiling. We assert
 # each of these, on every seed.
 
-# %%
+# %% tags=["hide-input"]
 for s in SEEDS:
     h = collapse[s]
     half = len(h["CE_f"]) // 2
+    # One sink class for (almost) everything leaves RA near one class's share, 10 %.
     assert h["RA"][0] > 95 and h["RA"][-1] < 20, "RA collapses far below its start"
     assert h["FA"][-1] == 0.0, "every forget image is misclassified"
-    assert h["CE_f"][-1] > 2 * h["CE_f"][half] > 2 * h["CE_f"][0], "the forget loss keeps growing"
-    assert h["sink_share"] > 0.95, "the collapsed model predicts one class for (almost) everything"
+    assert h["CE_f"][-1] > 2 * h["CE_f"][half] > 2 * h["CE_f"][0], (
+        "the forget loss keeps growing"
+    )
+    assert h["sink_share"] > 0.95, (
+        "the collapsed model predicts one class for (almost) everything"
+    )
 print("collapse asserted on seeds", SEEDS)
 
 # %% [markdown]
@@ -480,6 +615,7 @@ print("collapse asserted on seeds", SEEDS)
 # (a "linear probe"), then measure it on the test set. If the probe is accurate while the network is not, the
 # information survived and the collapse is a mismatch between the drifted features and the head; if the probe
 # fails too, the features themselves are damaged.
+
 
 # %%
 def head_share(model, task):
@@ -504,19 +640,39 @@ n_all = sum(p.numel() for p in m0.parameters())
 diag = {}
 for s in SEEDS:
     h = collapse[s]
-    m0_s = original_model(data, cfg, seed=s, device=device)
-    diag[s] = {"head_share": head_share(m0_s, h["task"]), "probe_0": probe_accuracy(m0_s, h["task"]),
-               "probe_broken": probe_accuracy(h["broken"], h["task"]),
-               "RA_broken": accuracy(h["broken"], h["task"].x_retain, h["task"].y_retain),
-               "probe_final": probe_accuracy(h["final"], h["task"]), "RA_final": h["RA"][-1]}
-    d = diag[s]
-    print(f"seed {s}: head holds {100 * d['head_share']:.0f} % of |grad|^2 ({n_head} of {n_all} parameters); "
-          f"probe test acc {d['probe_0']:.1f} (original) / {d['probe_broken']:.1f} (RA {d['RA_broken']:.1f}) / "
-          f"{d['probe_final']:.1f} (end, RA {d['RA_final']:.1f})")
+    m0_s = original_model(data, cfg, seed=s, device=device, progress=False)
+    diag[s] = {
+        "head_share": head_share(m0_s, h["task"]),
+        "probe_0": probe_accuracy(m0_s, h["task"]),
+        "probe_broken": probe_accuracy(h["broken"], h["task"]),
+        "RA_broken": accuracy(h["broken"], h["task"].x_retain, h["task"].y_retain),
+        "probe_final": probe_accuracy(h["final"], h["task"]),
+        "RA_final": h["RA"][-1],
+    }
+print(f"the head has {n_head} of the {n_all} parameters")
+print("      |grad|^2 on   probe test accuracy (%) | network retain accuracy (%)")
+print("seed  the head (%)   theta0  collapse   end | at collapse   end")
+for s, d in diag.items():
+    print(
+        f"{s:4} {100 * d['head_share']:12.0f} {d['probe_0']:9.1f}"
+        f" {d['probe_broken']:9.1f} {d['probe_final']:5.1f}"
+        f" | {d['RA_broken']:11.1f} {d['RA_final']:5.1f}"
+    )
+
+# %% tags=["hide-input"]
 for d in diag.values():
     assert d["head_share"] < 0.5, "most of the GA step lies outside the head"
-    assert d["probe_broken"] > 85 and d["RA_broken"] < 50, "at the collapse the features still separate the digits"
-    assert d["probe_final"] > d["RA_final"] + 50 and d["probe_final"] < d["probe_0"], "later, features degrade too"
+    assert d["probe_broken"] > 85 and d["RA_broken"] < 50, (
+        "at the collapse the features still separate the digits"
+    )
+    assert d["probe_final"] > d["RA_final"] + 50, "the probe stays far above the net"
+# Later the features degrade too: over the seeds, the probe loses more test accuracy
+# than the binomial noise of a test set of this size can explain (3 standard errors).
+drop = np.array([d["probe_0"] - d["probe_final"] for d in diag.values()])
+n_test = len(collapse[SEEDS[0]]["task"].y_test)
+p_probe = np.mean([d["probe_0"] for d in diag.values()]) / 100
+se_drop = 100 * math.sqrt(2 * p_probe * (1 - p_probe) / n_test / len(SEEDS))
+assert drop.mean() > 3 * se_drop, (drop, se_drop)
 
 # %% [markdown]
 # So the simple story, "GA wrecks the shared features", needs a correction on this model. The GA step indeed
@@ -525,7 +681,8 @@ for d in diag.values():
 # {eq}`eq-02-ce-logit-grad` predicts. But at the moment the retain accuracy collapses, a linear probe on the same
 # features still reads the digits almost as well as on $\theta_0$: the information is there, and what broke is
 # the agreement between the moved features and the head. As the ascent continues, the features begin to lose
-# information too: the probe's accuracy falls a few points below its value at $\theta_0$, though it stays far above
+# information too: the probe's accuracy falls, on average over the seeds, a few points below its value at
+# $\theta_0$ (more than the binomial noise of the test set explains), though it stays far above
 # the network's own. For unlearning both are failures:
 # the model we return is useless. They also tell us something about the forgetting itself: a forgotten model
 # whose features still encode everything may leak more than its accuracy suggests to an attacker who can read
@@ -550,25 +707,41 @@ for d in diag.values():
 
 # %%
 tgt = forget_target(collapse[SEEDS[0]]["task"], m0)
-oracle_fa = [100 - evaluate(retrained_model(collapse[s]["task"], cfg, seed=s, device=device), collapse[s]["task"])["UA"]
-             for s in SEEDS]
-print(f"class-wise target: {tgt:.1f} % forget accuracy (chance for C = {C}); oracle's actual forget accuracy: "
-      + ", ".join(f"{a:.1f}" for a in oracle_fa) + " %")
+oracle_fa = []
+for s in SEEDS:
+    task_s = collapse[s]["task"]
+    oracle_s = retrained_model(task_s, cfg, seed=s, device=device, progress=False)
+    oracle_fa.append(100 - evaluate(oracle_s, task_s)["UA"])
+print(
+    f"class-wise target: {tgt:.1f} % forget accuracy (chance for C = {C});"
+    "\noracle's actual forget accuracy: "
+    + ", ".join(f"{a:.1f}" for a in oracle_fa)
+    + " %"
+)
 for s in SEEDS:
     h = collapse[s]
-    print(f"seed {s}: GA stops after {h['stop_step']} steps, forget acc {h['stop_FA']:.1f} %, retain acc "
-          f"{h['stop_RA']:.1f} % (without the rule: {h['RA'][-1]:.1f} % after {h['step'][-1]} steps)")
+    print(
+        f"seed {s}: GA stops after {h['stop_step']} steps, forget acc"
+        f" {h['stop_FA']:.1f} %, retain acc {h['stop_RA']:.1f} %\n"
+        f"        (without the rule:"
+        f" {h['RA'][-1]:.1f} % after {h['step'][-1]} steps)"
+    )
+
+# %% tags=["hide-input"]
+assert max(oracle_fa) <= tgt
+for s in SEEDS:
+    h = collapse[s]
     assert h["stop_FA"] <= tgt and h["stop_step"] < h["step"][-1]
-    assert h["stop_RA"] > h["RA"][-1] + 40, "stopping saves most of the retain accuracy"
-    assert max(oracle_fa) <= tgt
-mean_stop_ra = np.mean([collapse[s]["stop_RA"] for s in SEEDS])
-assert mean_stop_ra < 95, "but GA still pays in retain accuracy"
-print(f"mean retain accuracy where GA stops: {mean_stop_ra:.1f} %")
+    # "most": the stopped model keeps more than half of what the collapse loses
+    assert h["stop_RA"] - h["RA"][-1] > (h["RA"][0] - h["RA"][-1]) / 2
+# ... but on at least one seed GA has lost more than 5 points of retain accuracy.
+assert any(collapse[s]["stop_RA"] < collapse[s]["RA"][0] - 5 for s in SEEDS)
 
 # %% [markdown]
 # The rule saves GA from the collapse, but not from all of its damage. The cliff is steep: between two checks a
 # few steps apart, the forget accuracy goes from nearly 100 % to nearly 0, and by then the shared layers have
-# already moved, so the stopped model has lost retain accuracy on at least some seeds (printed above). Checking
+# already moved, so the stopped model has lost retain accuracy on at least some seeds (more than five points on
+# at least one; printed above). Checking
 # more often would help a little; what would help more is a direction that does not damage $D_r$ in the first
 # place, the subject of the next chapters.
 #
@@ -592,44 +765,92 @@ print(f"mean retain accuracy where GA stops: {mean_stop_ra:.1f} %")
 METHODS = ["finetune", "ga", "neggrad_plus", "random_label"]
 for name in METHODS:
     params = inspect.signature(REGISTRY[name]).parameters
-    print(f"{name:13s}", ", ".join(f"{k}={params[k].default}" for k in ("epochs", "lr", "beta", "batch_size", "stop_at")
-                                   if k in params))
+    print(
+        f"{name:13s}",
+        ", ".join(
+            f"{k}={params[k].default}"
+            for k in ("epochs", "lr", "beta", "batch_size", "stop_at")
+            if k in params
+        ),
+    )
 FT_LIT_LR = 0.01
-VARIANTS = {"original": None, **{m: m for m in METHODS}, "finetune_lr0.01": ("finetune", {"lr": FT_LIT_LR})}
-SAMPLES_PER_STEP = {"finetune": 1, "ga": 1, "neggrad_plus": 2, "random_label": 2}   # batches through fwd + bwd
+VARIANTS = {
+    "original": None,
+    **{m: m for m in METHODS},
+    "finetune_lr0.01": ("finetune", {"lr": FT_LIT_LR}),
+}
+SAMPLES_PER_STEP = {
+    "finetune": 1,
+    "ga": 1,
+    "neggrad_plus": 2,
+    "random_label": 2,
+}  # batches through fwd + bwd
 BATCH = inspect.signature(REGISTRY["ga"]).parameters["batch_size"].default
 
 
 def retrain_fraction(comparison, label, n_retain):
-    """Examples pushed through forward + backward, as a fraction of one retraining run (epochs x |D_r|)."""
+    """Examples pushed through forward + backward, as a fraction of one retraining
+    run (epochs x |D_r|)."""
     method = VARIANTS[label] if isinstance(VARIANTS[label], str) else VARIANTS[label][0]
     steps = comparison.per_seed(label, "steps")
     return steps * BATCH * SAMPLES_PER_STEP[method] / (cfg.epochs * n_retain)
 
 
 t_start = time.perf_counter()
-results = {sc: compare_methods(VARIANTS, sc, data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS)
-           for sc in ("class", "random")}
+results = {
+    sc: compare_methods(
+        VARIANTS,
+        sc,
+        data=data,
+        cfg=cfg,
+        seeds=SEEDS,
+        forget_class=FORGET_CLASS,
+        progress=False,
+    )
+    for sc in ("class", "random")
+}
 print(f"both scenarios, {len(SEEDS)} seeds: {time.perf_counter() - t_start:.1f} s")
-n_retain = {sc: len(make_task(data, sc, forget_fraction=0.1, forget_class=FORGET_CLASS).retain_idx)
-            for sc in results}
-costs = {sc: {label: retrain_fraction(c, label, n_retain[sc]) for label in VARIANTS if label != "original"}
-         for sc, c in results.items()}
+n_retain = {
+    sc: len(
+        make_task(data, sc, forget_fraction=0.1, forget_class=FORGET_CLASS).retain_idx
+    )
+    for sc in results
+}
+costs = {
+    sc: {
+        label: retrain_fraction(c, label, n_retain[sc])
+        for label in VARIANTS
+        if label != "original"
+    }
+    for sc, c in results.items()
+}
 
 # %%
 for sc, c in results.items():
-    title = f"class-wise: forget digit {FORGET_CLASS}" if sc == "class" else "random: forget 10 % of D"
-    print(f"== {title} (mean ± 95 % CI over seeds {SEEDS}; first row: the retrain oracle) ==")
+    title = (
+        f"class-wise: forget digit {FORGET_CLASS}"
+        if sc == "class"
+        else "random: forget 10 % of D"
+    )
+    print(
+        f"== {title}: mean ± 95 % CI over seeds {SEEDS} =="
+    )
     print(c.table())
-    print("cost in examples processed, as a fraction of one retraining run: "
-          + ", ".join(f"{k} {v.mean():.3f}" for k, v in costs[sc].items()))
+    cost = ", ".join(f"{k} {v.mean():.3f}" for k, v in costs[sc].items())
+    intro = "cost in examples processed, as a fraction of one retraining run:"
+    print(textwrap.fill(f"{intro} {cost}", 88))
     print()
 
 # %%
 for sc, c in results.items():
-    c.plot(title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
-                  else "Random forgetting of 10 % of the training set")
-           + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+    c.plot(
+        title=(
+            f"Class-wise forgetting of digit {FORGET_CLASS}"
+            if sc == "class"
+            else "Random forgetting of 10 % of the training set"
+        )
+        + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)"
+    )
     plt.show()
 
 # %% [markdown]
@@ -641,49 +862,66 @@ for sc, c in results.items():
 
 # %%
 cls = results["class"]
-sum_c, ref_c, cost_c = cls.summary, cls.reference, costs["class"]
-gap = lambda summ, m: summ[m]["gap"]["mean"]
-
-print("mean Avg. Gap: " + ", ".join(f"{m} {gap(sum_c, m):.1f}" for m in sum_c))
-# 1. Doing nothing is far from the oracle, which forgets the class completely.
-assert ref_c["UA"] > 95 and gap(sum_c, "original") > 40
-# 2. NegGrad+ is closer to the oracle than GA, on average and on every seed.
-assert gap(sum_c, "neggrad_plus") < gap(sum_c, "ga")
-assert (cls.per_seed("neggrad_plus", "gap") < cls.per_seed("ga", "gap")).all()
-assert gap(sum_c, "neggrad_plus") < 2
-# 3. Every method with its default settings forgets the class: mean UA of at least 90.
-assert all(sum_c[m]["UA"]["mean"] >= 90 for m in METHODS)
-# 4. ... but GA and random labels pay for it in retain accuracy; NegGrad+ does not.
-assert sum_c["ga"]["RA"]["mean"] < sum_c["neggrad_plus"]["RA"]["mean"] - 5
-assert sum_c["random_label"]["RA"]["mean"] < sum_c["neggrad_plus"]["RA"]["mean"] - 5
-# 5. Fine-tuning at lr 0.1 forgets digit 3 entirely on every seed; at the literature's lr 0.01 it hardly forgets.
-assert (cls.per_seed("finetune", "UA") == 100).all()
-assert (cls.per_seed("finetune_lr0.01", "UA") < 10).all() and gap(sum_c, "finetune_lr0.01") > 30
-# 6. GA has the largest mean gap of the four, but random labels are within the seed-to-seed noise of it.
-worst = max(METHODS, key=lambda m: gap(sum_c, m))
-ci = lambda m: sum_c[m]["gap"]["ci95"]
-print(f"largest mean gap among the four: {worst}; GA {gap(sum_c, 'ga'):.1f} ± {ci('ga'):.1f}, "
-      f"random labels {gap(sum_c, 'random_label'):.1f} ± {ci('random_label'):.1f}")
-assert worst == "ga" and abs(gap(sum_c, "ga") - gap(sum_c, "random_label")) < ci("ga") + ci("random_label")
+ref_c, cost_c = cls.reference, costs["class"]
+mean, ci = cls.mean, cls.ci95
+print(f"{'':16}{'Avg. Gap per seed':>24}{'RA per seed':>24}")
+for m in cls.methods:
+    gaps, ras = cls.per_seed(m, "gap"), cls.per_seed(m, "RA")
+    print(f"{m:16}" + "".join(f"{v:8.1f}" for v in (*gaps, *ras)))
 ft_params = inspect.signature(REGISTRY["finetune"]).parameters
-print(f"fine-tuning at lr {ft_params['lr'].default} (peak lr of the original training: {cfg.lr}) costs "
-      f"{cost_c['finetune'].mean():.2f} of a retraining run: {ft_params['epochs'].default} epochs against {cfg.epochs}")
+print(
+    f"fine-tuning at lr {ft_params['lr'].default} (peak lr of the original training:"
+    f" {cfg.lr})\ncosts {cost_c['finetune'].mean():.2f} of a retraining run:"
+    f" {ft_params['epochs'].default} epochs against {cfg.epochs}"
+)
+
+# %% tags=["hide-input"]
+# With three seeds we compare intervals, not single numbers (`Comparison.above`,
+# `.below`, `.within_noise`): "a above b" means that a's mean lies above b's 95 %
+# interval; "within noise" that the two means are closer than the sum of their 95 %
+# half-widths.
+above, below, within_noise = cls.above, cls.below, cls.within_noise
+
+# 1. Doing nothing is far from the oracle, which forgets the class completely.
+assert ref_c["UA"] > 95 and mean("original", "gap") > 40
+# 2. NegGrad+ ends within a point or two of the oracle, and GA is far above it.
+assert mean("neggrad_plus", "gap") + ci("neggrad_plus", "gap") < 2
+assert above("ga", "neggrad_plus")
+# 3. Every method with its default settings forgets the class: mean UA of at least 90.
+assert all(mean(m, "UA") >= 90 for m in METHODS)
+# 4. ... but GA and random labels pay for it in retain accuracy on average: their mean
+#    retain accuracy lies below NegGrad+'s interval.
+assert all(below(m, "neggrad_plus", "RA") for m in ("ga", "random_label"))
+# 5. Fine-tuning at lr 0.1 forgets digit 3 and ends close to the oracle; at the
+#    literature's lr 0.01 it hardly forgets.
+assert mean("finetune", "UA") - ci("finetune", "UA") > 95
+assert mean("finetune", "gap") + ci("finetune", "gap") < 2
+assert mean("finetune_lr0.01", "UA") + ci("finetune_lr0.01", "UA") < 10
+assert mean("finetune_lr0.01", "gap") - ci("finetune_lr0.01", "gap") > 30
+# 6. GA and random labels are the two worst of the four and within noise of each
+#    other: GA is among the worst, but not distinguishably the worst.
+for worse in ("ga", "random_label"):
+    assert above(worse, "finetune") and above(worse, "neggrad_plus")
+assert within_noise("ga", "random_label")
 assert ft_params["lr"].default > cfg.lr
 
 # %% [markdown]
-# - **NegGrad+ beats GA** clearly, on every seed: the retain term repairs, step by step, what the ascent term
-#   breaks, and its forget term is weak per step ($1-\beta$ is small, see {eq}`eq-02-ngp-direction`), so the forget
-#   accuracy falls gradually instead of over a cliff. This agrees with SCRUB's and Deep-Unlearn's experience that
+# - **NegGrad+ beats GA** clearly: it ends within a point or two of the oracle, and GA's mean gap lies far above
+#   NegGrad+'s interval. The retain term repairs, step by step, what the ascent term breaks, and its forget term is
+#   weak per step ($1-\beta$ is small, see {eq}`eq-02-ngp-direction`), so the forget accuracy falls gradually
+#   instead of over a cliff. This agrees with SCRUB's and Deep-Unlearn's experience that
 #   a tuned NegGrad+ is a strong baseline ({cite}`kurmanji2023scrub`; {cite}`cadet2024deepunlearn`, arXiv
 #   2410.01276).
-# - **GA and random labels forget the class but lose retain and test accuracy**, for the reason of §2.7–2.8. The
-#   literature expects plain GA to be the worst of these baselines. In our run GA has the largest mean gap of the
-#   four, but random labels are statistically indistinguishable from it with this many seeds.
+# - **GA and random labels forget the class but lose retain and test accuracy** on average, for the reason of
+#   §2.7–2.8; how much varies widely from seed to seed (the per-seed values above). The literature expects plain
+#   GA to be the worst of these baselines. In our runs GA and random labels are the two worst of the four, and
+#   with this many seeds they are statistically indistinguishable from each other: GA is among the worst, but
+#   which of the two has the larger mean gap is seed-to-seed noise.
 # - **Fine-tuning disagrees with the literature.** Papers in the SalUn lineage report that fine-tuning on $D_r$
 #   forgets weakly: its UA stays low ({cite}`jia2023sparse`, arXiv 2304.04934; {cite}`fan2024salun`).
 #   We reproduce that at their learning rate of $10^{-2}$: digit 3 is hardly forgotten. At the library's default of
 #   $0.1$, chosen by the oracle-free rule precisely because $10^{-2}$ does not reach the target, fine-tuning
-#   forgets the class completely and ends close to the oracle. Likely reasons (not tested separately here): the
+#   forgets the class almost completely and ends close to the oracle. Likely reasons (not tested separately here): the
 #   model and the data set are tiny, so ten epochs at a learning rate above the peak of the original training move
 #   the network as far as a good part of a retraining (compare the two learning rates printed above); in class-wise forgetting every retain step pushes the
 #   forgotten logit down ({eq}`eq-02-ce-logit-grad`) and nothing pushes it up; and the price is visible in the cost line
@@ -695,20 +933,28 @@ assert ft_params["lr"].default > cfg.lr
 
 # %%
 rnd = results["random"]
-sum_r, ref_r = rnd.summary, rnd.reference
-print("mean Avg. Gap: " + ", ".join(f"{m} {gap(sum_r, m):.1f}" for m in sum_r))
+ref_r = rnd.reference
+gaps = ", ".join(f"{m} {rnd.mean(m, 'gap'):.1f}" for m in rnd.methods)
+print(textwrap.fill(f"mean Avg. Gap: {gaps}", 88))
 print(f"oracle's UA: {ref_r['UA']:.1f} %, its TA: {ref_r['TA']:.1f} %")
-# 7. Digits is easy: the oracle classifies the forget set (unseen by it) almost perfectly.
-assert ref_r["UA"] < 3
-# 8. ... so every method, and doing nothing at all, is within a few points of the oracle.
-assert all(gap(sum_r, m) < 5 for m in sum_r)
-assert all(abs(gap(sum_r, m) - gap(sum_r, "original")) < 3 for m in METHODS)
-# 9. GA never reaches its target here (forget acc <= the model's test acc) and runs its whole budget.
 ga_budget = inspect.signature(REGISTRY["ga"]).parameters["epochs"].default
 n_f = round(0.1 * len(data.y_train))
+print(
+    f"GA steps in random forgetting: {rnd.per_seed('ga', 'steps').tolist()}"
+    f" (budget {ga_budget} epochs of {math.ceil(n_f / 32)} steps)"
+)
+
+# %% tags=["hide-input"]
+# 7. Digits is easy: the oracle classifies the forget set (unseen by it) almost
+#    perfectly.
+assert ref_r["UA"] < 3
+# 8. ... so every method, and doing nothing at all, is within a few points of the
+#    oracle, and no method is distinguishable from doing nothing.
+assert all(rnd.mean(m, "gap") < 5 for m in rnd.methods)
+assert all(rnd.within_noise(m, "original") for m in METHODS)
+# 9. GA never reaches its target here (forget acc <= the model's test acc) and runs its
+#    whole budget.
 assert (rnd.per_seed("ga", "steps") == ga_budget * math.ceil(n_f / 32)).all()
-print(f"GA steps in random forgetting: {rnd.per_seed('ga', 'steps').tolist()} "
-      f"(budget {ga_budget} epochs of {math.ceil(n_f / 32)} steps)")
 
 # %% [markdown]
 # Random forgetting on digits is nearly a non-problem: the retrained model generalises so well that it classifies
@@ -733,9 +979,10 @@ print(f"GA steps in random forgetting: {rnd.per_seed('ga', 'steps').tolist()} "
 #   still encoded the digits, and only later did they degrade.
 # - The oracle-free stopping rule (chance level for a class, the model's test accuracy for random samples)
 #   prevents the collapse but not all damage, because GA's forgetting happens over a cliff.
-# - On class-wise forgetting of digit 3, NegGrad+ came closest to the retrained model on every seed; GA and random
-#   labels forgot the class at a cost in retain accuracy; fine-tuning forgot it completely at the tuned learning
-#   rate of 0.1 but not at the literature's 0.01, and at 0.1 it costs a sizeable fraction of retraining.
+# - On class-wise forgetting of digit 3, NegGrad+ and fine-tuning at the tuned learning rate of 0.1 ended within
+#   a point or two of the retrained model; GA and random labels forgot the class at a cost in retain accuracy;
+#   fine-tuning forgot the class at 0.1 but not at the literature's 0.01, and at 0.1 it costs a sizeable
+#   fraction of retraining.
 # - Random forgetting of 10 % on digits barely separates the methods from doing nothing: a reminder that an
 #   unlearning benchmark is only as informative as the gap between the original model and the oracle.
 #

@@ -47,17 +47,24 @@ if "google.colab" in sys.modules:  # only in Colab: install the book's library
 import copy
 import inspect
 import math
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import stats
 
 import unlearnlib.config
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.experiment import compare_methods
 from unlearnlib.methods import REGISTRY, saliency_mask
-from unlearnlib.methods._loop import MaskKeeper, forget_target, other_labels, run_unlearning
+from unlearnlib.methods._loop import (
+    MaskKeeper,
+    forget_target,
+    other_labels,
+    run_unlearning,
+)
 from unlearnlib.methods.stronger import kl_teacher_student
 from unlearnlib.metrics import accuracy
 from unlearnlib.train import TrainConfig, original_model, retrained_model
@@ -67,7 +74,10 @@ device = unlearnlib.config.get_device()
 cfg = TrainConfig.from_profile(profile)
 SEEDS = list(range(profile.seeds))
 FORGET_CLASS = 3
-print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
+print(
+    f"profile {profile.name}: dataset {profile.dataset}, model {profile.model},"
+    f" seeds {SEEDS}, device {device}"
+)
 
 
 def defaults(name, *keys):
@@ -90,14 +100,17 @@ def defaults(name, *keys):
 # %%
 data = load_dataset(profile.dataset).to(device)
 task = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
-m0 = original_model(data, cfg, seed=0, device=device)
-oracle = retrained_model(task, cfg, seed=0, device=device)
+m0 = original_model(data, cfg, seed=0, device=device, progress=False)
+oracle = retrained_model(task, cfg, seed=0, device=device, progress=False)
 C = data.num_classes
 n_params = sum(p.numel() for p in m0.parameters())
 print(task.describe())
-print(f"model: {n_params} parameters in {len(list(m0.parameters()))} tensors; original forget acc "
-      f"{accuracy(m0, task.x_forget, task.y_forget):.1f} %, oracle forget acc "
-      f"{accuracy(oracle, task.x_forget, task.y_forget):.1f} %")
+print(
+    f"model: {n_params} parameters in {len(list(m0.parameters()))} tensors;"
+    f" original forget acc {accuracy(m0, task.x_forget, task.y_forget):.1f} %,\n"
+    f"oracle forget acc "
+    f"{accuracy(oracle, task.x_forget, task.y_forget):.1f} %"
+)
 
 # %% [markdown]
 # ## SCRUB: a student that disobeys its teacher on the forget set
@@ -169,6 +182,7 @@ print(f"model: {n_params} parameters in {len(list(m0.parameters()))} tensors; or
 # We check {eq}`eq-03-kl-grad` with autograd on random logits, and its first consequence on the model: at $\theta_0$,
 # the gradient of the max loss is zero to rounding, while the GA gradient of chapter 02 is not.
 
+
 # %%
 def kl_to_teacher(s_logits, t_logits, T):
     """T^2 KL(p_teacher || p_student) at temperature T, batch mean: eq. (eq-03-kl)."""
@@ -177,20 +191,31 @@ def kl_to_teacher(s_logits, t_logits, T):
 
 
 T_SCRUB = defaults("scrub", "T")["T"]
-gen = torch.Generator().manual_seed(0)
-z_s = (3 * torch.randn(64, C, generator=gen)).requires_grad_(True)
-z_t = 3 * torch.randn(64, C, generator=gen)
-(grad_z,) = torch.autograd.grad(kl_to_teacher(z_s, z_t, T_SCRUB) * len(z_s), z_s)     # per-sample sum
+gen = torch.Generator(device=device).manual_seed(0)
+z_s = (3 * torch.randn(64, C, generator=gen, device=device)).requires_grad_(True)
+z_t = 3 * torch.randn(64, C, generator=gen, device=device)
+(grad_z,) = torch.autograd.grad(
+    kl_to_teacher(z_s, z_t, T_SCRUB) * len(z_s), z_s
+)  # per-sample sum
 formula = T_SCRUB * (F.softmax(z_s / T_SCRUB, 1) - F.softmax(z_t / T_SCRUB, 1))
 assert torch.allclose(grad_z, formula, atol=1e-5) and formula.abs().max() > 0.1
-assert torch.allclose(kl_to_teacher(z_s, z_t, T_SCRUB), kl_teacher_student(z_s, z_t, T_SCRUB), atol=1e-5)
+assert torch.allclose(
+    kl_to_teacher(z_s, z_t, T_SCRUB), kl_teacher_student(z_s, z_t, T_SCRUB), atol=1e-5
+)
 
 student, teacher0 = copy.deepcopy(m0), copy.deepcopy(m0).eval()
-g_max = torch.autograd.grad(-kl_to_teacher(student(task.x_forget), teacher0(task.x_forget), T_SCRUB),
-                            list(student.parameters()))
-g_ga = torch.autograd.grad(-F.cross_entropy(student(task.x_forget), task.y_forget), list(student.parameters()))
+g_max = torch.autograd.grad(
+    -kl_to_teacher(student(task.x_forget), teacher0(task.x_forget), T_SCRUB),
+    list(student.parameters()),
+)
+g_ga = torch.autograd.grad(
+    -F.cross_entropy(student(task.x_forget), task.y_forget), list(student.parameters())
+)
 norm = lambda gs: torch.sqrt(sum(g.pow(2).sum() for g in gs)).item()
-print(f"at theta0: |grad of the max loss| = {norm(g_max):.1e}, |grad of GA's loss| = {norm(g_ga):.1e}")
+print(
+    f"at theta0: |grad of the max loss| = {norm(g_max):.1e},"
+    f" |grad of GA's loss| = {norm(g_ga):.1e}"
+)
 assert norm(g_max) < 1e-4 * norm(g_ga)
 
 # %% [markdown]
@@ -303,9 +328,12 @@ mu, lam = 0.9, 5e-4
 travel = l1_def["lr"] * l1_def["alpha"] * S_l1 / (2 * (1 - mu))
 wd_only = (1 - l1_def["lr"] * lam / (1 - mu)) ** S_l1
 w_abs = torch.cat([p.detach().abs().flatten() for p in m0.parameters()])
-print(f"l1-sparse defaults {l1_def}: {S_l1} steps; an idle weight travels about {travel:.3f} towards 0 under the "
-      f"penalty, while weight decay alone keeps {100 * wd_only:.1f} % of it; "
-      f"{100 * (w_abs < travel).float().mean():.0f} % of theta0's weights are smaller than {travel:.3f}")
+print(
+    f"l1-sparse defaults {l1_def}:\n{S_l1} steps; an idle weight travels about"
+    f" {travel:.3f} towards 0 under the penalty,\nwhile weight decay alone keeps"
+    f" {100 * wd_only:.1f} % of it; {100 * (w_abs < travel).float().mean():.0f} % of"
+    f" theta0's weights are\nsmaller than {travel:.3f}"
+)
 
 # %% [markdown]
 # ## From scratch
@@ -318,9 +346,11 @@ print(f"l1-sparse defaults {l1_def}: {S_l1} steps; an idle weight travels about 
 # the parameters move far more than the tolerance, and a `post_step` hook that records every parameter after
 # every step, so that we compare whole trajectories, not only end points.
 
+
 # %%
 def my_scrub_step(teacher, phases, alpha, gamma, T):
-    """SCRUB, eq. (eq-03-scrub-alternation): phases[t] is 'max' (on D_f) or 'min' (on D_r) for step t."""
+    """SCRUB, eq. (eq-03-scrub-alternation): phases[t] is 'max' (on D_f) or 'min'
+    (on D_r) for step t."""
     t = {"i": 0}
 
     def step(model, xf, yf, xr, yr):
@@ -333,44 +363,67 @@ def my_scrub_step(teacher, phases, alpha, gamma, T):
         if phase == "max":
             loss = -kl_to_teacher(z, z_teacher, T)
         else:
-            loss = gamma * F.cross_entropy(z, yr) + alpha * kl_to_teacher(z, z_teacher, T)
+            loss = gamma * F.cross_entropy(z, yr) + alpha * kl_to_teacher(
+                z, z_teacher, T
+            )
         loss.backward()
+
     return step
 
 
-def my_saliency_mask(model, task, ratio):
-    """SalUn's mask, eq. (eq-03-saliency): global top-k of |grad of -CE_f| at theta0, in eval mode."""
+def my_saliency(model, task):
+    """The saliencies of eq. (eq-03-saliency): |grad of -CE_f| at theta0, eval mode."""
     model = copy.deepcopy(model).eval()
     names, params = zip(*model.named_parameters())
-    grads = torch.autograd.grad(-F.cross_entropy(model(task.x_forget), task.y_forget), params)
-    s = torch.cat([g.abs().flatten() for g in grads])
-    tau = s.sort(descending=True).values[round(ratio * len(s)) - 1]
-    return {n: (g.abs() >= tau).float() for n, g in zip(names, grads)}
+    loss = -F.cross_entropy(model(task.x_forget), task.y_forget)
+    return {n: g.abs() for n, g in zip(names, torch.autograd.grad(loss, params))}
+
+
+def saliency_threshold(saliency, ratio):
+    """tau of eq. (eq-03-saliency): the k-th largest saliency, k = round(ratio P)."""
+    s = torch.cat([v.flatten() for v in saliency.values()])
+    return s.sort(descending=True).values[round(ratio * len(s)) - 1]
+
+
+def my_saliency_mask(model, task, ratio):
+    """SalUn's mask, eq. (eq-03-saliency): the global top-k of the saliencies."""
+    saliency = my_saliency(model, task)
+    tau = saliency_threshold(saliency, ratio)
+    return {n: (v >= tau).float() for n, v in saliency.items()}
 
 
 def my_salun_step(mask, num_classes, seed):
     """Random labels (chapter 02) with the gradient masked."""
-    gen = torch.Generator().manual_seed(seed + 1)          # the library's label stream, so the draws agree
+    gen = torch.Generator().manual_seed(
+        seed + 1
+    )  # the library's label stream, so the draws agree
 
     def step(model, xf, yf, xr, yr):
-        loss = F.cross_entropy(model(xf), other_labels(yf, num_classes, gen)) + F.cross_entropy(model(xr), yr)
+        loss = F.cross_entropy(
+            model(xf), other_labels(yf, num_classes, gen)
+        ) + F.cross_entropy(model(xr), yr)
         loss.backward()
         for n, p in model.named_parameters():
             p.grad.mul_(mask[n])
+
     return step
 
 
 def restore_outside(mask, theta0):
-    """Post-step hook, eq. (eq-03-restore): put every weight with mask 0 back to its value in theta0."""
+    """Post-step hook, eq. (eq-03-restore): put every weight with mask 0 back to its
+    value in theta0."""
+
     def hook(model, opt):
         with torch.no_grad():
             for n, p in model.named_parameters():
                 p.copy_(torch.where(mask[n].bool(), p, theta0[n]))
+
     return hook
 
 
 def my_l1_step(alpha, total_steps):
-    """l1-sparse, eq. (eq-03-l1-objective): CE on D_r + alpha_t ||theta||_1, alpha_t decaying linearly."""
+    """l1-sparse, eq. (eq-03-l1-objective): CE on D_r + alpha_t ||theta||_1, alpha_t
+    decaying linearly."""
     t = {"i": 0}
 
     def step(model, xf, yf, xr, yr):
@@ -378,15 +431,21 @@ def my_l1_step(alpha, total_steps):
         t["i"] += 1
         l1 = sum(p.abs().sum() for p in model.parameters())
         (F.cross_entropy(model(xr), yr) + a_t * l1).backward()
+
     return step
 
 
 def recorder(store, then=None):
-    """A post_step hook that appends a copy of every parameter after each step (and calls `then` first)."""
+    """A post_step hook that appends a copy of every parameter after each step (and
+    calls `then` first)."""
+
     def hook(model, opt):
         if then is not None:
             then(model, opt)
-        store.append(torch.cat([p.detach().flatten().clone() for p in model.parameters()]))
+        store.append(
+            torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        )
+
     return hook
 
 
@@ -415,62 +474,123 @@ sc = defaults("scrub", "alpha", "gamma", "T")
 LR_SCRUB = 0.1
 phases = ["max", "min", "max", "min", "min", "min"]
 ours_traj, lib_traj = [], []
-run_unlearning(m0, task, my_scrub_step(copy.deepcopy(m0).eval(), phases, sc["alpha"], sc["gamma"], sc["T"]),
-               epochs=1, steps=len(phases), lr=LR_SCRUB, batch_size=BIG, over="retain", post_step=recorder(ours_traj))
-REGISTRY["scrub"](m0, task, epochs=4, max_epochs=2, lr=LR_SCRUB, batch_size=BIG, stop_max_at=None,
-                  post_step=recorder(lib_traj))
+run_unlearning(
+    m0,
+    task,
+    my_scrub_step(copy.deepcopy(m0).eval(), phases, sc["alpha"], sc["gamma"], sc["T"]),
+    epochs=1,
+    steps=len(phases),
+    lr=LR_SCRUB,
+    batch_size=BIG,
+    over="retain",
+    post_step=recorder(ours_traj),
+)
+REGISTRY["scrub"](
+    m0,
+    task,
+    epochs=4,
+    max_epochs=2,
+    lr=LR_SCRUB,
+    batch_size=BIG,
+    stop_max_at=None,
+    post_step=recorder(lib_traj),
+)
 assert len(ours_traj) == len(lib_traj) == len(phases)
 diffs = [(a - b).abs().max().item() for a, b in zip(ours_traj, lib_traj)]
-moves = [(a - b).abs().max().item() for a, b in zip(ours_traj, [flat(m0)] + ours_traj[:-1])]
+moves = [
+    (a - b).abs().max().item() for a, b in zip(ours_traj, [flat(m0)] + ours_traj[:-1])
+]
 for k, (ph, mv, df) in enumerate(zip(phases, moves, diffs), 1):
-    print(f"step {k} ({ph}): largest parameter change {mv:.2e}, ours vs library {df:.1e}")
-assert max(diffs) <= ATOL and min(moves) > 10 * ATOL
+    print(
+        f"step {k} ({ph}): largest parameter change {mv:.2e}, ours vs library {df:.1e}"
+    )
+# step 1 is pure weight decay (checked next); from step 2 on the steps test the losses
+assert max(diffs) <= ATOL and min(moves[1:]) > 10 * ATOL
 pure_decay = flat(m0) * (1 - LR_SCRUB * lam)
-assert (ours_traj[0] - pure_decay).abs().max() < 1e-2 * (LR_SCRUB * lam * flat(m0)).abs().max()
+assert (ours_traj[0] - pure_decay).abs().max() < 1e-2 * (
+    LR_SCRUB * lam * flat(m0)
+).abs().max()
 print("step 1 is pure weight decay: the max loss has no gradient at theta0")
 
 # %% [markdown]
 # The first step moves the weights only by $\eta\lambda|\theta|$; from the second step on the student differs from
-# the teacher, the steps of both phases grow quickly, and ours agree with the library's to within rounding (here,
-# bit for bit: both run the same operations in the same order).
+# the teacher, the steps of both phases grow quickly, and ours agree with the library's to within rounding (on a
+# CPU bit for bit: both run the same operations in the same order).
 #
 # **SalUn.** First the mask itself: the library sums the gradients of forget batches of 256 samples, and our
-# forget set fits in one batch, so the two masks must agree entry for entry. Then the trajectory of five
-# full-batch steps with the library's default ratio, our masked step and restore hook against `salun`.
+# forget set fits in one batch, so the two masks must agree entry for entry, except possibly for a weight whose
+# saliency lies within float32 rounding of the threshold $\tau$ (a different order of summation could move it
+# across); we allow $10^{-5}\sqrt{\text{depth}}$ of the largest saliency. Then the trajectory of five full-batch
+# steps with the library's default ratio: our masked step and restore hook against `salun`, both with the
+# library's mask, so that this check tests the step alone.
 
 # %%
 su = defaults("salun", "ratio", "lr")
 lib_mask = saliency_mask(m0, task, ratio=su["ratio"])
 our_mask = my_saliency_mask(m0, task, ratio=su["ratio"])
-assert len(task.forget_idx) <= 256 and all(torch.equal(lib_mask[n], our_mask[n]) for n in lib_mask)
+assert len(task.forget_idx) <= 256
+our_saliency = my_saliency(m0, task)
+saliency = torch.cat([v.flatten() for v in our_saliency.values()])
+tau = saliency_threshold(our_saliency, su["ratio"])
+DEPTH = sum(isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear)) for mod in m0.modules())
+band = 1e-5 * math.sqrt(DEPTH) * saliency.max()
+differ = torch.cat([(lib_mask[n] != our_mask[n]).flatten() for n in lib_mask])
+assert not (differ & ((saliency - tau).abs() > band)).any(), "the masks differ"
 kept = sum(m.sum().item() for m in our_mask.values())
-print(f"mask ratio {su['ratio']}: {kept:.0f} of {n_params} weights salient; our mask equals the library's")
+print(
+    f"mask ratio {su['ratio']}: {kept:.0f} of {n_params} weights salient;\nour mask"
+    f" differs from the library's in {differ.sum().item()} entries"
+)
 
 LR_SALUN = 0.01
 ours_traj, lib_traj = [], []
-run_unlearning(m0, task, my_salun_step(our_mask, C, seed=0), epochs=1, steps=5, lr=LR_SALUN, batch_size=BIG,
-               over="forget", post_step=recorder(ours_traj, then=restore_outside(our_mask, theta0)))
-REGISTRY["salun"](m0, task, masks=lib_mask, steps=5, lr=LR_SALUN, batch_size=BIG, stop_at=None,
-                  post_step=recorder(lib_traj))
-keep = torch.cat([m.flatten() for m in our_mask.values()]).bool()
+run_unlearning(
+    m0,
+    task,
+    my_salun_step(lib_mask, C, seed=0),
+    epochs=1,
+    steps=5,
+    lr=LR_SALUN,
+    batch_size=BIG,
+    over="forget",
+    post_step=recorder(ours_traj, then=restore_outside(lib_mask, theta0)),
+)
+REGISTRY["salun"](
+    m0,
+    task,
+    masks=lib_mask,
+    steps=5,
+    lr=LR_SALUN,
+    batch_size=BIG,
+    stop_at=None,
+    post_step=recorder(lib_traj),
+)
+keep = torch.cat([m.flatten() for m in lib_mask.values()]).bool()
 diff = max((a - b).abs().max().item() for a, b in zip(ours_traj, lib_traj))
 moved = (ours_traj[-1] - flat(m0))[keep].abs().max().item()
-print(f"5 steps: salient weights moved up to {moved:.2e}; ours vs library {diff:.1e}; "
-      f"masked weights moved: {(ours_traj[-1] != flat(m0))[~keep].sum().item()}")
+print(
+    f"5 steps: salient weights moved up to {moved:.2e}; ours vs library {diff:.1e};"
+    f"\nmasked weights moved: {(ours_traj[-1] != flat(m0))[~keep].sum().item()}"
+)
 assert diff <= ATOL and moved > 50 * ATOL
 assert all(torch.equal(traj[~keep], flat(m0)[~keep]) for traj in ours_traj + lib_traj)
 
 # %% [markdown]
 # The library clears the momentum of masked coordinates and our hook does not, yet the trajectories agree, as the
 # coordinate-wise argument of §3.3 predicts. And with $\rho = 1$ SalUn *is* random labels: at the same learning
-# rate, `salun(ratio=1)` and the chapter 02 `random_label` must produce bit-identical weights.
+# rate, `salun(ratio=1)` and the chapter 02 `random_label` run the same operations in the same order, so they must
+# produce the same weights: bit for bit on a CPU; a GPU may sum some gradients in a different order from one run
+# to the next, so we allow float32 rounding, `ATOL`, far below how far the weights move.
 
 # %%
 rl_same = REGISTRY["random_label"](m0, task, steps=20, lr=su["lr"], stop_at=None)
 sal_all = REGISTRY["salun"](m0, task, ratio=1.0, steps=20, lr=su["lr"], stop_at=None)
-assert all(torch.equal(a, b) for a, b in zip(rl_same.parameters(), sal_all.parameters()))
-assert max_gap(rl_same.parameters(), m0.parameters()) > 50 * ATOL
-print(f"salun(ratio=1) == random_label, bit for bit, over 20 mini-batch steps at lr {su['lr']:g}")
+diff = max_gap(rl_same.parameters(), sal_all.parameters())
+assert diff <= ATOL and max_gap(rl_same.parameters(), m0.parameters()) > 50 * ATOL
+print(
+    f"salun(ratio=1) vs random_label, 20 mini-batch steps at lr {su['lr']:g}:"
+    f" {diff:.1e} at most"
+)
 
 # %% [markdown]
 # **$\ell_1$-sparse.** Five full-batch steps, with a penalty large enough to matter: the same run without it
@@ -480,22 +600,48 @@ print(f"salun(ratio=1) == random_label, bit for bit, over 20 mini-batch steps at
 # %%
 LR_L1, ALPHA_CHECK = 0.1, 1e-2
 ours_traj, lib_traj = [], []
-run_unlearning(m0, task, my_l1_step(ALPHA_CHECK, total_steps=5), epochs=1, steps=5, lr=LR_L1, batch_size=BIG,
-               over="retain", post_step=recorder(ours_traj))
-REGISTRY["l1_sparse"](m0, task, steps=5, lr=LR_L1, alpha=ALPHA_CHECK, batch_size=BIG, post_step=recorder(lib_traj))
+run_unlearning(
+    m0,
+    task,
+    my_l1_step(ALPHA_CHECK, total_steps=5),
+    epochs=1,
+    steps=5,
+    lr=LR_L1,
+    batch_size=BIG,
+    over="retain",
+    post_step=recorder(ours_traj),
+)
+REGISTRY["l1_sparse"](
+    m0,
+    task,
+    steps=5,
+    lr=LR_L1,
+    alpha=ALPHA_CHECK,
+    batch_size=BIG,
+    post_step=recorder(lib_traj),
+)
 no_l1 = REGISTRY["l1_sparse"](m0, task, steps=5, lr=LR_L1, alpha=0.0, batch_size=BIG)
 diff = max((a - b).abs().max().item() for a, b in zip(ours_traj, lib_traj))
 effect = (lib_traj[-1] - flat(no_l1)).abs().max().item()
-print(f"l1-sparse, 5 steps: ours vs library {diff:.1e}; effect of the penalty {effect:.2e}; "
-      f"||theta||_1 {flat(m0).abs().sum():.1f} -> {lib_traj[-1].abs().sum():.1f} (without the penalty "
-      f"{flat(no_l1).abs().sum():.1f})")
+print(
+    f"l1-sparse, 5 steps: ours vs library {diff:.1e}; penalty's effect {effect:.2e}"
+)
+print(
+    f"||theta||_1 {flat(m0).abs().sum():.1f} -> {lib_traj[-1].abs().sum():.1f}"
+    f" (without the penalty {flat(no_l1).abs().sum():.1f})"
+)
 assert diff <= ATOL and effect > 50 * ATOL
 assert lib_traj[-1].abs().sum() < flat(no_l1).abs().sum()
-# With alpha = 0, l1-sparse is fine-tuning at the same learning rate, bit for bit (the ablation of section 3.7).
+# With alpha = 0, l1-sparse is fine-tuning at the same learning rate: the same
+# operations (bit for bit on a CPU; to rounding where a GPU reorders sums).
 assert defaults("finetune", "epochs") == defaults("l1_sparse", "epochs")
 ft_same = REGISTRY["finetune"](m0, task, steps=20, lr=l1_def["lr"])
-assert torch.equal(flat(ft_same), flat(REGISTRY["l1_sparse"](m0, task, steps=20, alpha=0.0)))
-assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0_state.items()), "a method mutated theta0"
+l1_zero = REGISTRY["l1_sparse"](m0, task, steps=20, alpha=0.0)
+assert (flat(ft_same) - flat(l1_zero)).abs().max() <= ATOL
+assert (flat(ft_same) - flat(m0)).abs().max() > 50 * ATOL
+assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0_state.items()), (
+    "a method mutated theta0"
+)
 
 # %% [markdown]
 # ## The mask invariant, numerically
@@ -507,11 +653,14 @@ assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0_state.items()),
 #    weight ends at exactly $c_{60}\,\theta_{0,i}$, with the scalar $c_t$ of §3.3;
 # 2. **the library**, `salun`, which masks the gradient and restores with `MaskKeeper`: the masked weights must be
 #    bit-identical to $\theta_0$;
-# 3. **restoring without masking the gradient**: by the coordinate-wise argument of §3.3, bit-identical to 2.
+# 3. **restoring without masking the gradient**: by the coordinate-wise argument of §3.3, identical to 2 (bit for
+#    bit on a CPU; to float32 rounding where a GPU reorders its sums).
+
 
 # %%
 def c_exact(lr, steps, mu=mu, lam=lam):
-    """The scalar recursion of eq. (eq-03-masked-sgd): theta_t / theta_0 for a masked weight after `steps` steps."""
+    """The scalar recursion of eq. (eq-03-masked-sgd): theta_t / theta_0 for a masked
+    weight after `steps` steps."""
     c, beta = 1.0, 0.0
     for _ in range(steps):
         beta = mu * beta + lam * c
@@ -520,33 +669,59 @@ def c_exact(lr, steps, mu=mu, lam=lam):
 
 
 STEPS_INV, lr_inv = 60, 0.013
-naive = run_unlearning(m0, task, my_salun_step(lib_mask, C, seed=0), epochs=1, steps=STEPS_INV, lr=lr_inv)
-lib_run = REGISTRY["salun"](m0, task, masks=lib_mask, steps=STEPS_INV, lr=lr_inv, stop_at=None)
+naive = run_unlearning(
+    m0, task, my_salun_step(lib_mask, C, seed=0), epochs=1, steps=STEPS_INV, lr=lr_inv
+)
+lib_run = REGISTRY["salun"](
+    m0, task, masks=lib_mask, steps=STEPS_INV, lr=lr_inv, stop_at=None
+)
 
 
 def unmasked_rl_step(num_classes, seed):
     gen = torch.Generator().manual_seed(seed + 1)
 
     def step(model, xf, yf, xr, yr):
-        (F.cross_entropy(model(xf), other_labels(yf, num_classes, gen)) + F.cross_entropy(model(xr), yr)).backward()
+        (
+            F.cross_entropy(model(xf), other_labels(yf, num_classes, gen))
+            + F.cross_entropy(model(xr), yr)
+        ).backward()
+
     return step
 
 
-restore_only = run_unlearning(m0, task, unmasked_rl_step(C, seed=0), epochs=1, steps=STEPS_INV, lr=lr_inv,
-                              post_step=restore_outside(lib_mask, theta0))
+restore_only = run_unlearning(
+    m0,
+    task,
+    unmasked_rl_step(C, seed=0),
+    epochs=1,
+    steps=STEPS_INV,
+    lr=lr_inv,
+    post_step=restore_outside(lib_mask, theta0),
+)
 
 c = c_exact(lr_inv, STEPS_INV)
 w0, w_naive, w_lib = flat(m0), flat(naive), flat(lib_run)
 frozen = ~keep & (w0 != 0)
 ratio = w_naive[frozen] / w0[frozen]
-print(f"1. gradient masking only: {(w_naive != w0)[~keep].sum().item()} of {(~keep).sum().item()} masked weights "
-      f"moved; theta_t / theta_0 over them in [{ratio.min():.8f}, {ratio.max():.8f}], predicted c_t = {c:.8f}")
-print(f"2. library (MaskKeeper): {(w_lib != w0)[~keep].sum().item()} masked weights moved; "
-      f"{(w_lib != w0)[keep].sum().item()} of {keep.sum().item()} salient weights moved")
+restore_diff = (flat(restore_only) - w_lib).abs().max().item()
+print(
+    f"1. gradient masking only: {(w_naive != w0)[~keep].sum().item()} of"
+    f" {(~keep).sum().item()} masked weights moved;\n   theta_t / theta_0 over them in"
+    f" [{ratio.min():.8f}, {ratio.max():.8f}], predicted c_t = {c:.8f}"
+)
+print(
+    f"2. library (MaskKeeper): {(w_lib != w0)[~keep].sum().item()} masked weights"
+    f" moved; {(w_lib != w0)[keep].sum().item()} of {keep.sum().item()} salient"
+    " weights moved"
+)
+print(f"3. restore without gradient masking vs the library: {restore_diff:.1e} at most")
+
+# %% tags=["hide-input"]
+# The drift 1 - c is about 3e-3 here; float32 rounding over 60 steps changes the
+# ratio by ~1e-6, and dropping momentum from the recursion would change 1 - c tenfold.
 assert (w_naive != w0)[frozen].all() and (ratio - c).abs().max() < 0.01 * (1 - c)
 assert torch.equal(w_lib[~keep], w0[~keep]) and (w_lib != w0)[keep].float().mean() > 0.9
-assert torch.equal(flat(restore_only), w_lib)
-print("3. restore without gradient masking: bit-identical to the library run")
+assert restore_diff <= ATOL  # the same operations on every salient weight
 
 # %% [markdown]
 # Every masked weight moved in version 1, each by exactly the factor the scalar recursion predicts (to rounding). The
@@ -559,9 +734,14 @@ print("3. restore without gradient masking: bit-identical to the library run")
 
 # %%
 steps_cifar = 10 * (math.ceil(4500 / 256) + math.ceil(40500 / 256))
-c_cifar, c_closed = c_exact(0.013, steps_cifar), (1 - 0.013 * lam / (1 - mu)) ** steps_cifar
-print(f"{steps_cifar} steps at lr 0.013: masked weights scaled by {c_cifar:.4f} (closed form {c_closed:.4f}), "
-      f"i.e. shrunk by {100 * (1 - c_cifar):.0f} %")
+c_cifar, c_closed = (
+    c_exact(0.013, steps_cifar),
+    (1 - 0.013 * lam / (1 - mu)) ** steps_cifar,
+)
+print(
+    f"{steps_cifar} steps at lr 0.013: masked weights scaled by {c_cifar:.4f}"
+    f" (closed form {c_closed:.4f}),\ni.e. shrunk by {100 * (1 - c_cifar):.0f} %"
+)
 assert abs(c_cifar - c_closed) < 0.01 * (1 - c_cifar)
 
 # %% [markdown]
@@ -577,13 +757,19 @@ fig, ax = plt.subplots(figsize=(10, 3.5))
 ax.bar(range(len(names)), shares, color="C0")
 ax.axhline(su["ratio"], color="k", ls="--", lw=1, label=f"global ratio {su['ratio']}")
 ax.set_xticks(range(len(names)))
-ax.set_xticklabels([f"{n}\n({s})" for n, s in zip(names, sizes)], rotation=60, ha="right", fontsize=8)
+ax.set_xticklabels(
+    [f"{n}\n({s})" for n, s in zip(names, sizes)], rotation=60, ha="right", fontsize=8
+)
 ax.set_ylabel("share of weights in the mask")
-ax.set_title(f"SalUn mask at ratio {su['ratio']}, class-wise forgetting of digit {FORGET_CLASS} (seed 0)")
+ax.set_title(
+    f"SalUn mask at ratio {su['ratio']}, class-wise forgetting of digit {FORGET_CLASS}"
+    " (seed 0)"
+)
 ax.legend()
 fig.tight_layout()
 plt.show()
 big = [s for s, n in zip(shares, sizes) if n > 100]
+print(f"share in the mask, tensors over 100 weights: {min(big):.2f} to {max(big):.2f}")
 assert max(big) - min(big) > 0.2
 
 # %% [markdown]
@@ -593,12 +779,11 @@ assert max(big) - min(big) > 0.2
 # of chapter 02: on held-out seeds 100 to 104, never on the seeds reported here, by the oracle-free rule (the
 # highest retain accuracy among the settings whose forget accuracy reaches the `forget_target` of chapter 02, in
 # class-wise forgetting of class 3). SCRUB's max passes and SalUn, like GA and random labels, stop at that target.
-# The default learning rates differ from the CIFAR literature, for the reasons chapter 02 discusses. We re-ran the
-# rule for the three methods while writing this chapter (small grids over the learning rate, and $\alpha$ for SCRUB
-# and $\ell_1$-sparse). It confirms the $\ell_1$-sparse default. For SCRUB and SalUn it prefers neighbouring
-# settings (SCRUB: $\eta = 0.003$, $\alpha = 0.001$; SalUn: $\eta = 10^{-4}$) whose retain accuracy on the
-# held-out seeds is higher by less than one and a half points, well inside the seed-to-seed spread, so we kept the
-# library's defaults.
+# The default learning rates differ from the CIFAR literature, for the reasons chapter 02 discusses. On small
+# grids around the defaults (the learning rate, and $\alpha$ for SCRUB and $\ell_1$-sparse), the rule picks the
+# $\ell_1$-sparse default; for SCRUB and SalUn it prefers neighbouring settings (SCRUB: $\eta = 0.003$,
+# $\alpha = 0.001$; SalUn: $\eta = 10^{-4}$) whose retain accuracy on the held-out seeds is higher by less than
+# one and a half points, well inside the seed-to-seed spread, so the defaults stand.
 #
 # Besides the seven methods and the original model, the class-wise table has one ablation: **fine-tuning at the
 # learning rate of $\ell_1$-sparse**, which is $\ell_1$-sparse with $\alpha = 0$, step for step. Hooks attached through
@@ -608,28 +793,43 @@ assert max(big) - min(big) > 0.2
 # %%
 for name in ("scrub", "salun", "l1_sparse"):
     params = inspect.signature(REGISTRY[name]).parameters
-    print(f"{name:10s}", ", ".join(f"{k}={v.default}" for k, v in params.items()
-                                  if v.default is not inspect.Parameter.empty and k not in ("seed", "masks")))
+    shown = [
+        f"{k}={v.default}"
+        for k, v in params.items()
+        if v.default is not inspect.Parameter.empty
+        and k not in ("seed", "masks", "post_step")
+    ]
+    line = f"{name:10s} " + ", ".join(shown)
+    print(textwrap.fill(line, 88, subsequent_indent=11 * " "))
 
 
 def accuracy_curve(task, store, at=None):
-    """post_step hook: store[step] = (forget acc, retain acc) after every step, or only at the steps in `at`."""
+    """post_step hook: store[step] = (forget acc, retain acc) after every step, or
+    only at the steps in `at`."""
     count = [0]
 
     def hook(model, opt):
         count[0] += 1
         if at is None or count[0] in at:
-            store[count[0]] = (accuracy(model, task.x_forget, task.y_forget),
-                               accuracy(model, task.x_retain, task.y_retain))
+            store[count[0]] = (
+                accuracy(model, task.x_forget, task.y_forget),
+                accuracy(model, task.x_retain, task.y_retain),
+            )
+
     return hook
 
 
 sd = defaults("scrub", "epochs", "max_epochs", "batch_size")
-n_max = math.ceil(len(task.forget_idx) / sd["batch_size"])        # every seed's class-3 task has this D_f and D_r
+n_max = math.ceil(
+    len(task.forget_idx) / sd["batch_size"]
+)  # every seed's class-3 task has this D_f and D_r
 n_min = math.ceil(len(task.retain_idx) / sd["batch_size"])
-assert all(len(make_task(data, "class", forget_class=FORGET_CLASS, seed=s_).forget_idx) == len(task.forget_idx)
-           for s_ in SEEDS)
-ends, t_ = [], 0                                                  # SCRUB's schedule: (epoch, kind, last step)
+assert all(
+    len(make_task(data, "class", forget_class=FORGET_CLASS, seed=s_).forget_idx)
+    == len(task.forget_idx)
+    for s_ in SEEDS
+)
+ends, t_ = [], 0  # SCRUB's schedule: (epoch, kind, last step)
 for e in range(1, sd["epochs"] + 1):
     if e <= sd["max_epochs"]:
         t_ += n_max
@@ -641,50 +841,84 @@ PLOT_STEPS = PASS_ENDS | set(range(2, t_ + 1, 2))
 
 
 def scrub_hook(curves):
-    """SCRUB's setup for compare_methods: every other step on the first seed (for the plot), pass ends on the others."""
-    return lambda t, s: {"post_step": accuracy_curve(t, curves.setdefault(s, {}),
-                                                     at=PLOT_STEPS if s == SEEDS[0] else PASS_ENDS)}
+    """SCRUB's setup for compare_methods: every other step on the first seed (for the
+    plot), pass ends on the others."""
+    return lambda t, s: {
+        "post_step": accuracy_curve(
+            t, curves.setdefault(s, {}), at=PLOT_STEPS if s == SEEDS[0] else PASS_ENDS
+        )
+    }
 
 
 def keep_model(store, seed):
-    """post_step hook that keeps a reference to the model being unlearned: after the run it is the result."""
+    """post_step hook that keeps a reference to the model being unlearned: after the
+    run it is the result."""
+
     def hook(model, opt):
         store[seed] = model
+
     return hook
 
 
 scrub_curves, l1_models, ft_models = {}, {}, {}
 FT_AT_L1_LR = f"finetune (lr {l1_def['lr']:g})"
-BASE = {"original": None, "finetune": "finetune", "ga": "ga", "neggrad_plus": "neggrad_plus",
-        "random_label": "random_label"}
+BASE = {
+    "original": None,
+    "finetune": "finetune",
+    "ga": "ga",
+    "neggrad_plus": "neggrad_plus",
+    "random_label": "random_label",
+}
 variants_class = {
     **BASE,
     "scrub": ("scrub", scrub_hook(scrub_curves)),
     "salun": "salun",
     "l1_sparse": ("l1_sparse", lambda t, s: {"post_step": keep_model(l1_models, s)}),
-    FT_AT_L1_LR: ("finetune", lambda t, s: {"lr": l1_def["lr"], "post_step": keep_model(ft_models, s)}),
+    FT_AT_L1_LR: (
+        "finetune",
+        lambda t, s: {"lr": l1_def["lr"], "post_step": keep_model(ft_models, s)},
+    ),
 }
 variants_random = {**BASE, "scrub": "scrub", "salun": "salun", "l1_sparse": "l1_sparse"}
-cmp_class = compare_methods(variants_class, "class", forget_class=FORGET_CLASS, data=data, cfg=cfg, progress=False)
-cmp_random = compare_methods(variants_random, "random", forget_fraction=0.1, data=data, cfg=cfg, progress=False)
-for title, cmp in ((f"class-wise: forget digit {FORGET_CLASS}", cmp_class), ("random: forget 10 % of D", cmp_random)):
-    print(f"== {title} (mean ± 95 % CI over seeds {SEEDS}; first row: the retrain oracle) ==")
+RUN = dict(data=data, cfg=cfg, seeds=SEEDS, progress=False)  # every comparison below
+cmp_class = compare_methods(variants_class, "class", forget_class=FORGET_CLASS, **RUN)
+cmp_random = compare_methods(variants_random, "random", forget_fraction=0.1, **RUN)
+for title, cmp in (
+    (f"class-wise: forget digit {FORGET_CLASS}", cmp_class),
+    ("random: forget 10 % of D", cmp_random),
+):
+    print(
+        f"== {title}: mean ± 95 % CI over seeds {SEEDS} =="
+    )
     print(cmp.table())
     print()
 
 # %%
-for title, cmp in ((f"Class-wise forgetting of digit {FORGET_CLASS}", cmp_class),
-                   ("Random forgetting of 10 % of the training set", cmp_random)):
-    cmp.plot(title=f"{title} ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+for title, cmp in (
+    (f"Class-wise forgetting of digit {FORGET_CLASS}", cmp_class),
+    ("Random forgetting of 10 % of the training set", cmp_random),
+):
+    cmp.plot(
+        title=f"{title} ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)"
+    )
     plt.show()
 
 fig, ax = plt.subplots(figsize=(9, 3.5))
 labels = [m for m in cmp_class.methods if m != "original"]
-for j, (cmp, sc_name) in enumerate(((cmp_class, "class-wise"), (cmp_random, "random 10 %"))):
+for j, (cmp, sc_name) in enumerate(
+    ((cmp_class, "class-wise"), (cmp_random, "random 10 %"))
+):
     present = [m for m in labels if m in cmp.methods]
     xs = np.array([labels.index(m) for m in present]) + (j - 0.5) * 0.38
-    ax.bar(xs, [cmp.mean(m, "gap") for m in present], width=0.38, yerr=[cmp.ci95(m, "gap") for m in present],
-           capsize=3, label=sc_name, color=f"C{j}")
+    ax.bar(
+        xs,
+        [cmp.mean(m, "gap") for m in present],
+        width=0.38,
+        yerr=[cmp.ci95(m, "gap") for m in present],
+        capsize=3,
+        label=sc_name,
+        color=f"C{j}",
+    )
 ax.set_xticks(range(len(labels)))
 ax.set_xticklabels(labels, rotation=30, ha="right")
 ax.set_ylabel("Avg. Gap to the oracle (%)")
@@ -698,38 +932,44 @@ plt.show()
 # each with its assert. **Class-wise forgetting** first.
 
 # %%
-gap_c = lambda m: cmp_class.per_seed(m, "gap")
-mean_c, ci_c = (lambda m: cmp_class.mean(m, "gap")), (lambda m: cmp_class.ci95(m, "gap"))
-within_noise = lambda a, b: abs(mean_c(a) - mean_c(b)) < ci_c(a) + ci_c(b)
+print(f"{'':20}{'Avg. Gap per seed':>21}{'UA per seed':>21}{'RA per seed':>21}")
 for m in cmp_class.methods:
-    print(f"{m:20s} gap per seed {np.round(gap_c(m), 2)}, UA {np.round(cmp_class.per_seed(m, 'UA'), 1)}, "
-          f"RA {np.round(cmp_class.per_seed(m, 'RA'), 1)}")
-# 1. SCRUB beats the two ascent-style baselines, GA and random labels, on every seed ...
-assert (gap_c("scrub") < gap_c("ga")).all() and (gap_c("scrub") < gap_c("random_label")).all()
-# ... forgets the class and keeps the rest ...
-assert cmp_class.mean("scrub", "UA") > 90 and cmp_class.mean("scrub", "RA") > 97
-# ... but is not better than NegGrad+ or fine-tuning: the differences are within the seed noise.
+    row = [cmp_class.per_seed(m, k) for k in ("gap", "UA", "RA")]
+    print(f"{m:20}" + "".join(f"{v:7.1f}" for values in row for v in values))
+
+# %% tags=["hide-input"]
+# With three seeds we compare intervals, as in chapter 02: "a above b" means that a's
+# mean lies above b's 95 % interval; "within noise" that the two means are closer than
+# the sum of their 95 % half-widths.
+mean, ci = cmp_class.mean, cmp_class.ci95
+above, within_noise = cmp_class.above, cmp_class.within_noise
+
+
+# 1. SCRUB beats the two ascent-style baselines, GA and random labels ...
+assert above("ga", "scrub") and above("random_label", "scrub")
+# ... forgets the class and keeps the rest: its retain accuracy is within noise of
+#     fine-tuning's, the method that only trains on D_r ...
+assert mean("scrub", "UA") - ci("scrub", "UA") > 90
+assert within_noise("scrub", "finetune", "RA")
+# ... but is not better than NegGrad+ or fine-tuning: the differences are within noise.
 assert within_noise("scrub", "neggrad_plus") and within_noise("scrub", "finetune")
-# 2. SalUn and random labels are indistinguishable, and both are far from NegGrad+ on every seed.
+# 2. SalUn and random labels are indistinguishable, and both are far from NegGrad+.
 assert within_noise("salun", "random_label")
-assert (gap_c("salun") > gap_c("neggrad_plus") + 2).all() and (gap_c("random_label") > gap_c("neggrad_plus") + 2).all()
+assert above("salun", "neggrad_plus") and above("random_label", "neggrad_plus")
 # 3. SalUn, like random labels, pays for forgetting in retain accuracy.
-assert cmp_class.mean("salun", "RA") < cmp_class.mean("neggrad_plus", "RA") - 5
-# 4. l1-sparse beats GA and random labels on average, but not fine-tuning at the tuned lr: its mean gap is larger,
-#    and it does not forget the class fully on every seed, which fine-tuning does.
-assert mean_c("l1_sparse") < mean_c("ga") and mean_c("l1_sparse") < mean_c("random_label")
-assert mean_c("l1_sparse") > mean_c("finetune")
-assert cmp_class.per_seed("l1_sparse", "UA").min() < 90 and (cmp_class.per_seed("finetune", "UA") == 100).all()
-ua_spread = lambda m: np.ptp(cmp_class.per_seed(m, "UA"))
-assert all(ua_spread("l1_sparse") > ua_spread(m) for m in ("finetune", "neggrad_plus", "scrub"))
-# 5. At its own learning rate the l1 penalty is what makes fine-tuning forget.
-ua_l1, ua_ft = cmp_class.per_seed("l1_sparse", "UA"), cmp_class.per_seed(FT_AT_L1_LR, "UA")
-assert ua_l1.mean() > ua_ft.mean() + 50 and (ua_l1 > ua_ft + 20).all()
-assert (cmp_class.per_seed("l1_sparse", "RA") > 97).all()
+assert mean("salun", "RA") < mean("neggrad_plus", "RA") - ci("neggrad_plus", "RA")
+# 4. l1-sparse keeps the retain accuracy, and it is not better than fine-tuning at the
+#    tuned lr: its mean gap is within noise of fine-tuning's.
+assert mean("l1_sparse", "RA") - ci("l1_sparse", "RA") > 97
+assert within_noise("l1_sparse", "finetune")
+# 5. At its own learning rate the l1 penalty is what makes fine-tuning forget: without
+#    it, the run forgets less than half of the class on average.
+assert above("l1_sparse", FT_AT_L1_LR, "UA") and mean(FT_AT_L1_LR, "UA") < 50
 
 # %% [markdown]
 # Where the forgetting of $\ell_1$-sparse comes from, in the final models the hooks kept: the share of weights
 # the run drove to (near) zero, and the $\ell_1$ norm, against $\theta_0$ and the same fine-tuning without the penalty.
+
 
 # %%
 def near_zero(model, eps=1e-3):
@@ -738,18 +978,37 @@ def near_zero(model, eps=1e-3):
 
 sparsity = {}
 for s in SEEDS:
-    m0_s = original_model(data, cfg, seed=s, device=device)
-    sparsity[s] = {k: (near_zero(m), flat(m).abs().sum().item())
-                   for k, m in (("theta0", m0_s), ("finetune", ft_models[s]), ("l1_sparse", l1_models[s]))}
-    print(f"seed {s}: % of weights with |w| < 1e-3 / ||theta||_1: "
-          + ", ".join(f"{k} {v[0]:.1f} % / {v[1]:.0f}" for k, v in sparsity[s].items()))
+    m0_s = original_model(data, cfg, seed=s, device=device, progress=False)
+    sparsity[s] = {
+        k: (near_zero(m), flat(m).abs().sum().item())
+        for k, m in (
+            ("theta0", m0_s),
+            ("finetune", ft_models[s]),
+            ("l1_sparse", l1_models[s]),
+        )
+    }
+    if s == SEEDS[0]:
+        print("% of weights with |w| < 1e-3, and ||theta||_1:")
+    print(
+        f"seed {s}: "
+        + ", ".join(f"{k} {v[0]:.1f} % / {v[1]:.0f}" for k, v in sparsity[s].items())
+    )
+
+# %% tags=["hide-input"]
 for s in SEEDS:
     sp = sparsity[s]
-    assert sp["l1_sparse"][0] > 3 * sp["theta0"][0] and sp["finetune"][0] < 2 * sp["theta0"][0]
-    assert sp["l1_sparse"][1] < 0.8 * sp["theta0"][1] and sp["finetune"][1] > 0.9 * sp["theta0"][1]
+    assert (
+        sp["l1_sparse"][0] > 3 * sp["theta0"][0]
+        and sp["finetune"][0] < 2 * sp["theta0"][0]
+    )
+    assert (
+        sp["l1_sparse"][1] < 0.8 * sp["theta0"][1]
+        and sp["finetune"][1] > 0.9 * sp["theta0"][1]
+    )
 
 # %% [markdown]
-# - **SCRUB beats GA and random labels on every seed**: it forgets digit 3 and keeps the retain accuracy. With its
+# - **SCRUB beats GA and random labels**: their mean gaps lie far above its interval; it forgets digit 3 and keeps
+#   the retain accuracy. With its
 #   brake (next section) it is as good as the best chapter 02 baselines, but not better: NegGrad+ and fine-tuning
 #   at the tuned learning rate are within the seed noise of it. This agrees with the SCRUB paper's claim that it is
 #   consistently among the top methods ({cite}`kurmanji2023scrub`), and, like chapter 02, with the experience that a
@@ -760,31 +1019,36 @@ for s in SEEDS:
 #   protocol.
 # - **$\ell_1$-sparse unlearning works as its paper says, relative to fine-tuning at the same learning rate**
 #   ({cite}`jia2023sparse`): with the penalty, fine-tuning at $\eta = 0.03$ forgets the class and keeps the retain
-#   accuracy; without it, the same run hardly forgets. The penalty drives several times more weights to near zero
+#   accuracy; without it, the same run forgets far less (on average less than half of the class). The penalty drives several times more weights to near zero
 #   and cuts $\|\theta\|_1$ by a large fraction, as {eq}`eq-03-l1-travel` predicts; that forgetting and sparsity go
 #   together is what we measured, that the erased weights are the "idle" ones is our reading. But fine-tuning at the
-#   library's tuned $\eta = 0.1$ (chapter 02) forgets the class fully on every seed without any penalty and ends
-#   closer to the oracle on average, while $\ell_1$-sparse at its default leaves part of the class recognised on at
-#   least one seed: its forgetting sits on a knife edge (§3.4: the erased weights are those below a threshold set by
-#   $\eta\alpha S$), and among the methods that keep the retain accuracy its UA varies most from seed to seed.
+#   library's tuned $\eta = 0.1$ (chapter 02) forgets the class without any penalty, and $\ell_1$-sparse is not
+#   better than it: the two mean gaps are within the seed noise of each other. How much of the class
+#   $\ell_1$-sparse erases depends on a threshold set by $\eta\alpha S$ (§3.4), so its forgetting can sit on a
+#   knife edge; the per-seed UA above shows how much it varied here.
 #
 # **Random forgetting of 10 %.**
 
 # %%
 gap_r = {m: cmp_random.mean(m, "gap") for m in cmp_random.methods}
-print("mean Avg. Gap: " + ", ".join(f"{m} {g:.2f}" for m, g in gap_r.items()))
+gaps = ", ".join(f"{m} {g:.2f}" for m, g in gap_r.items())
+print(textwrap.fill(f"mean Avg. Gap: {gaps}", 88))
 print(f"oracle's UA: {cmp_random.reference['UA']:.1f} %")
+
+# %% tags=["hide-input"]
 # 6. As in chapters 01-02: the oracle misclassifies almost none of the forget set ...
 assert cmp_random.reference["UA"] < 3
-# ... so every method, and doing nothing, is within a few points of it, and every method within 3 points of doing nothing.
+# ... so every method, and doing nothing, is within a few points of it, and every
+#     method is within the seed noise of doing nothing.
 assert all(g < 5 for g in gap_r.values())
-assert all(abs(g - gap_r["original"]) < 3 for g in gap_r.values())
+ci_r = lambda m: cmp_random.ci95(m, "gap")
+for m, g in gap_r.items():
+    assert abs(g - gap_r["original"]) < ci_r(m) + ci_r("original"), m
 
 # %% [markdown]
 # Random forgetting on digits is nearly a non-problem (chapters 01 and 02): the oracle classifies the forgotten
 # samples about as well as the original model, so doing nothing is already close to it, and all seven methods end
-# within a few points of doing nothing, differences of the order of the seed-to-seed spread (see the confidence
-# intervals). The stronger baselines cannot show their strength on a task that offers nothing to gain.
+# within the seed-to-seed noise of doing nothing (see the confidence intervals). The stronger baselines cannot show their strength on a task that offers nothing to gain.
 #
 # ## SCRUB's brake
 #
@@ -796,22 +1060,43 @@ assert all(abs(g - gap_r["original"]) < 3 for g in gap_r.values())
 
 # %%
 brake_curves = {}
-cmp_brake = compare_methods({
-    "scrub: no max passes": ("scrub", {"max_epochs": 0}),
-    "scrub: paper's brake only": ("scrub", lambda t, s: {"stop_max_at": None, **scrub_hook(brake_curves)(t, s)}),
-}, "class", forget_class=FORGET_CLASS, data=data, cfg=cfg, progress=False)
+cmp_brake = compare_methods(
+    {
+        "scrub: no max passes": ("scrub", {"max_epochs": 0}),
+        "scrub: paper's brake only": (
+            "scrub",
+            lambda t, s: {"stop_max_at": None, **scrub_hook(brake_curves)(t, s)},
+        ),
+    },
+    "class",
+    forget_class=FORGET_CLASS,
+    **RUN,
+)
 print(cmp_brake.table())
 
 fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
-for ax, (title, curve) in zip(axes, ((f"SCRUB, library default (seed {SEEDS[0]})", scrub_curves[SEEDS[0]]),
-                                     (f"SCRUB, paper's brake only (seed {SEEDS[0]})", brake_curves[SEEDS[0]]))):
+for ax, (title, curve) in zip(
+    axes,
+    (
+        (f"SCRUB, library default (seed {SEEDS[0]})", scrub_curves[SEEDS[0]]),
+        (f"SCRUB, paper's brake only (seed {SEEDS[0]})", brake_curves[SEEDS[0]]),
+    ),
+):
     steps = sorted(curve)
     ax.plot(steps, [curve[k][0] for k in steps], label="forget accuracy")
     ax.plot(steps, [curve[k][1] for k in steps], label="retain accuracy")
     for e in range(sd["max_epochs"]):
         start = e * (n_max + n_min)
-        ax.axvspan(start, start + n_max, color="C3", alpha=0.25, label="scheduled max pass" if e == 0 else None)
-    ax.axhline(forget_target(task, m0), color="k", ls=":", lw=1, label="oracle-free target")
+        ax.axvspan(
+            start,
+            start + n_max,
+            color="C3",
+            alpha=0.25,
+            label="scheduled max pass" if e == 0 else None,
+        )
+    ax.axhline(
+        forget_target(task, m0), color="k", ls=":", lw=1, label="oracle-free target"
+    )
     ax.set_xlabel("step")
     ax.set_title(title)
     ax.legend(loc="center right", fontsize=8)
@@ -820,45 +1105,59 @@ fig.tight_layout()
 plt.show()
 
 # %%
-ra_def, ra_paper = cmp_class.per_seed("scrub", "RA"), cmp_brake.per_seed("scrub: paper's brake only", "RA")
+ra_def = cmp_class.per_seed("scrub", "RA")
+ra_paper = cmp_brake.per_seed("scrub: paper's brake only", "RA")
 ua_nomax = cmp_brake.per_seed("scrub: no max passes", "UA")
-print(f"no max passes: UA {np.round(ua_nomax, 1)}; paper's brake only: RA {np.round(ra_paper, 1)} "
-      f"(with the library's brake: {np.round(ra_def, 1)})")
-for name, curves in (("library brake", scrub_curves), ("paper's brake only", brake_curves)):
+print(f"no max passes: UA {np.round(ua_nomax, 1)}")
+print(f"paper's brake only: RA {np.round(ra_paper, 1)}")
+print(f"library's brake: RA {np.round(ra_def, 1)}")
+print("(forget acc, retain acc) at the end of each pass:")
+runs = (("library brake", scrub_curves), ("paper's brake only", brake_curves))
+for name, curves in runs:
     for s_ in SEEDS:
-        print(f"{name:18s} seed {s_}: (forget acc, retain acc) at the end of each pass: "
-              + ", ".join(f"{e}{kind[:3]} ({curves[s_][k][0]:.0f}, {curves[s_][k][1]:.0f})" for e, kind, k in ends))
+        passes = [f"({curves[s_][k][0]:.0f}, {curves[s_][k][1]:.0f})" for *_, k in ends]
+        print(f"{name:18} seed {s_}: " + " ".join(passes[:5]))
+        print(f"{'':26}" + " ".join(passes[5:]))
+print("passes: " + ", ".join(f"{e}{kind}" for e, kind, _ in ends))
+
+# %% tags=["hide-input"]
 # 7. Without max passes SCRUB does not forget: the forgetting is the max passes' work.
-assert (ua_nomax < 10).all()
-# 8. The first max pass, which starts at theta0 where its gradient vanishes, changes nothing visible, on every seed.
+assert ua_nomax.mean() + cmp_brake.ci95("scrub: no max passes", "UA") < 10
+# 8. The first max pass starts at theta0, where its gradient vanishes: it changes
+#    nothing visible, on every seed.
 first = ends[0][2]
-assert all(scrub_curves[s_][first][0] >= 95 and scrub_curves[s_][first][1] >= 99 for s_ in SEEDS)
-# 9. Without the accuracy check, each max pass does more damage to D_r than the one before (the escape of
-#    eq-03-scrub-escape) ...
+for s_ in SEEDS:
+    assert scrub_curves[s_][first][0] >= 95 and scrub_curves[s_][first][1] >= 99
+# 9. Without the accuracy check, each max pass ends at a lower retain accuracy than the
+#    one before (the escape of eq-03-scrub-escape), until the retain accuracy is near
+#    chance: below twice the share of the largest class, the level of a model that
+#    predicts one class for everything.
+near_chance = 2 * 100 * torch.bincount(task.y_retain).max().item() / len(task.y_retain)
 max_ends = [k for _, kind, k in ends if kind == "max"]
-assert all(brake_curves[s_][max_ends[0]][1] > brake_curves[s_][max_ends[1]][1] > brake_curves[s_][max_ends[2]][1]
-           for s_ in SEEDS)
-# ... and the model collapses: far lower retain accuracy than with the library's brake, on every seed.
-assert (ra_paper < ra_def - 25).all() and ra_paper.mean() < 50
-# 10. On the first seed, the min pass after the second max pass brings the forgotten class back.
-(_, _, k_max2), (_, _, k_min2) = ends[2], ends[3]
-assert scrub_curves[SEEDS[0]][k_min2][0] > scrub_curves[SEEDS[0]][k_max2][0] + 30
+for s_ in SEEDS:
+    ra_max = [brake_curves[s_][k][1] for k in max_ends]
+    assert min(ra_max) < near_chance, "the student collapses"
+    for before, after in zip(ra_max, ra_max[1:]):
+        assert after < before or before < near_chance
+# ... and the remaining min passes do not repair it: the mean final retain accuracy
+#     lies below the interval of the library's brake.
+assert ra_paper.mean() < ra_def.mean() - cmp_class.ci95("scrub", "RA")
 
 # %% [markdown]
-# The curves and the printed pass ends tell the story of §3.2, on every seed.
+# The curves and the printed pass ends tell the story of §3.2.
 #
-# - The **first max pass** changes nothing visible: it starts at $\theta_0$, where its gradient vanishes
-#   ({eq}`eq-03-kl-grad`).
+# - The **first max pass** changes nothing visible, on every seed: it starts at $\theta_0$, where its gradient
+#   vanishes ({eq}`eq-03-kl-grad`).
 # - The **second**, after a min pass has moved the student a little away from the teacher, knocks the forget
-#   accuracy down, and the retain accuracy with it. On the first seed the following min pass *brings the class
-#   back* (the printed forget accuracy rises again): pulling the student towards the teacher on $D_r$ also pulls it
-#   back towards the teacher on $D_f$, because the two share the whole network; on the other seeds the class stays
-#   forgotten.
+#   accuracy down, and the retain accuracy with it. A min pass pulls the student towards the teacher on $D_r$, and
+#   since $D_r$ and $D_f$ share the whole network it can also pull it back towards the teacher on $D_f$: look in the
+#   printed pass ends for a forget accuracy that rises again after a max pass.
 # - With the **paper's brake alone**, every further max pass starts from a student farther from the teacher and
-#   does more damage to $D_r$ than the one before, the geometric escape of {eq}`eq-03-scrub-escape`, until the
-#   retain accuracy is near chance and the remaining min passes cannot repair it. With the **library's brake**, the
-#   max steps end as soon as the forget accuracy reaches the target (in the second or third max pass here), and the
-#   min passes then repair the retain accuracy while the class stays forgotten.
+#   ends at a lower retain accuracy than the one before, the geometric escape of {eq}`eq-03-scrub-escape`, until
+#   the retain accuracy is near chance, on every seed; the remaining min passes do not repair it (on average the
+#   final retain accuracy lies below the library brake's interval). With the **library's brake**, the max steps end as
+#   soon as the forget accuracy reaches the target (the printed pass ends show where), and the min passes then
+#   repair the retain accuracy.
 #
 # A fixed number of max epochs is a brittle brake: whether it is right depends on the learning rate, the data and
 # the seed; a check on the forget accuracy adapts to all three, at the cost of one forward pass over $D_f$ per max
@@ -884,7 +1183,7 @@ sweep = {}
 for r in RATIOS:
     sweep[f"early stop, ratio {r}"] = ("salun", {"ratio": r})
     sweep[f"fixed budget, ratio {r}"] = ("salun", {"ratio": r, **FIXED})
-cmp_sweep = compare_methods(sweep, "class", forget_class=FORGET_CLASS, data=data, cfg=cfg, progress=False)
+cmp_sweep = compare_methods(sweep, "class", forget_class=FORGET_CLASS, **RUN)
 print(cmp_sweep.table())
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 4))
@@ -893,33 +1192,59 @@ for proto, style in (("early stop", "o-"), ("fixed budget", "s--")):
         means = [cmp_sweep.mean(f"{proto}, ratio {r}", key) for r in RATIOS]
         cis = [cmp_sweep.ci95(f"{proto}, ratio {r}", key) for r in RATIOS]
         ax.errorbar(RATIOS, means, yerr=cis, fmt=style, capsize=3, label=proto)
-for ax, key, ylabel in zip(axes, ("gap", "RA", "UA"), ("Avg. Gap (%)", "retain accuracy (%)", "UA (%)")):
+for ax, key, ylabel in zip(
+    axes, ("gap", "RA", "UA"), ("Avg. Gap (%)", "retain accuracy (%)", "UA (%)")
+):
     ax.set_xlabel(r"mask ratio $\rho$ (1.0 = random labels)")
     ax.set_ylabel(ylabel)
     ax.set_xticks(RATIOS)
     ax.legend()
-axes[0].set_title(f"SalUn on digit {FORGET_CLASS}: mean ± 95 % CI over {len(SEEDS)} seeds")
+axes[0].set_title(
+    f"SalUn on digit {FORGET_CLASS}: mean ± 95 % CI over {len(SEEDS)} seeds"
+)
 fig.tight_layout()
 plt.show()
 
 # %%
-g = lambda proto, r: cmp_sweep.per_seed(f"{proto}, ratio {r}", "gap")
-ra = lambda proto, r: cmp_sweep.per_seed(f"{proto}, ratio {r}", "RA")
-# 11. Runs are reproducible: the default-ratio row with early stop is the main table's SalUn, seed for seed.
-assert np.array_equal(g("early stop", su["ratio"]), cmp_class.per_seed("salun", "gap"))
-# 12. Under the fixed budget every ratio ends closer to the oracle than under early stop, on every seed.
-assert all((g("fixed budget", r) < g("early stop", r)).all() for r in RATIOS)
-# 13. ... and there, the smaller the mask, the worse: the mean gap falls and the retain accuracy rises with the
-#     ratio, so plain random labels (ratio 1) come closest to the oracle.
-fixed_gap = [g("fixed budget", r).mean() for r in RATIOS]
-fixed_ra = [ra("fixed budget", r).mean() for r in RATIOS]
-assert all(a > b for a, b in zip(fixed_gap, fixed_gap[1:])) and all(a < b for a, b in zip(fixed_ra, fixed_ra[1:]))
+label = lambda proto, r: f"{proto}, ratio {r}"
+fixed_gap = [cmp_sweep.mean(label("fixed budget", r), "gap") for r in RATIOS]
+early = [label("early stop", r) for r in RATIOS]
+spread = max(cmp_sweep.mean(m, "gap") for m in early) - min(
+    cmp_sweep.mean(m, "gap") for m in early
+)
+print(f"early stop: spread of the mean gaps over the ratios {spread:.2f}")
+fixed_txt = ", ".join(f"{r}: {v:.2f}" for r, v in zip(RATIOS, fixed_gap))
+print(f"fixed budget: mean gap {fixed_txt}")
+
+
+def trend(key):
+    """Least-squares slope of the per-seed values of `key` against log(ratio) under the
+    fixed budget, and the half-width of its 95 % confidence interval."""
+    x = np.repeat(np.log(RATIOS), len(SEEDS))
+    y = [cmp_sweep.per_seed(label("fixed budget", r), key) for r in RATIOS]
+    y = np.concatenate(y)
+    fit = stats.linregress(x, y)
+    return fit.slope, stats.t.ppf(0.975, len(x) - 2) * fit.stderr
+
+
+# %% tags=["hide-input"]
+sw_mean, sw_ci = cmp_sweep.mean, cmp_sweep.ci95
+# 12. Under the fixed budget every ratio ends closer to the oracle than under early
+#     stop: the early-stop mean gap lies above the fixed-budget interval.
+for r in RATIOS:
+    fixed, stopped = label("fixed budget", r), label("early stop", r)
+    assert sw_mean(stopped, "gap") > sw_mean(fixed, "gap") + sw_ci(fixed, "gap")
+# 13. ... and there, the smaller the mask, the worse: the gap falls and the retain
+#     accuracy rises with the ratio (slopes against log(ratio) whose 95 % intervals
+#     exclude zero), and no smaller mask comes distinguishably closer to the oracle
+#     than plain random labels (ratio 1).
+(slope_gap, ci_gap), (slope_ra, ci_ra) = trend("gap"), trend("RA")
+assert slope_gap + ci_gap < 0 and slope_ra - ci_ra > 0, (slope_gap, ci_gap, slope_ra)
+rl = label("fixed budget", 1.0)
+rl_low = sw_mean(rl, "gap") - sw_ci(rl, "gap")
+assert all(sw_mean(label("fixed budget", r), "gap") > rl_low for r in RATIOS)
 # 14. Under early stop, the ratio changes the mean gap by less than the seed noise.
-early = [f"early stop, ratio {r}" for r in RATIOS]
-spread = max(cmp_sweep.mean(m, "gap") for m in early) - min(cmp_sweep.mean(m, "gap") for m in early)
-assert spread < max(cmp_sweep.ci95(m, "gap") for m in early)
-print(f"early stop: spread of the mean gaps over the ratios {spread:.2f}; fixed budget: mean gap "
-      + ", ".join(f"{r}: {v:.2f}" for r, v in zip(RATIOS, fixed_gap)))
+assert spread < max(sw_ci(m, "gap") for m in early)
 
 # %% [markdown]
 # Two findings, and both disagree with what SalUn's paper leads one to expect.
@@ -927,15 +1252,17 @@ print(f"early stop: spread of the mean gaps over the ratios {spread:.2f}; fixed 
 # - **The stopping protocol matters more than the mask.** Stopped at the forget target, SalUn at any ratio,
 #   random labels included, ends with a large loss of retain accuracy, and the ratio moves the gap by less than the
 #   noise. Run for the fixed budget, every ratio repairs most of the retain accuracy while keeping the class
-#   forgotten, and ends much closer to the oracle, on every seed. The library's defaults (early stop) are what
+#   forgotten, and ends much closer to the oracle (its mean gap lies below the early-stop interval at every ratio).
+#   The library's defaults (early stop) are what
 #   the oracle-free rule chose on the held-out seeds among *stopped* runs; a rule that also searched over the
 #   stopping protocol would have picked the fixed budget, for SalUn and for random labels (on the held-out seeds,
 #   the fixed-budget runs kept about 99 % retain accuracy against at most 93 % for the stopped ones). This is a
 #   caveat on every comparison of this chapter and the last: a method's ranking can depend on the protocol as much
 #   as on the method.
 # - **The saliency mask does not help on our model; under the fixed budget it hurts**, and the smaller the mask the
-#   more: the mean gap falls and the retain accuracy rises as $\rho$ grows, and plain random labels ($\rho = 1$) come
-#   closest to the oracle. On the held-out tuning seeds too, random labels kept at least as much retain accuracy as
+#   more: the gap falls and the retain accuracy rises as $\rho$ grows (both trends are larger than their 95 %
+#   confidence intervals), and no smaller mask comes distinguishably closer to the oracle than plain random labels
+#   ($\rho = 1$). On the held-out tuning seeds too, random labels kept at least as much retain accuracy as
 #   SalUn at $\rho = 0.5$ in every setting of the grid. A plausible reason, which we have not tested: in our small
 #   CNN (its size is printed in §3.1) the ten classes share all the features, so the weights most sensitive to the
 #   forget loss are also weights the retain set needs, and freezing the others only takes away capacity the retain
@@ -949,7 +1276,7 @@ print(f"early stop: spread of the mean gaps over the ratios {spread:.2f}; fixed 
 #   $\theta_0$ and, once the student has moved, grows geometrically without a ceiling ({eq}`eq-03-kl-grad`,
 #   {eq}`eq-03-scrub-escape`). Without max passes SCRUB did not forget; with the paper's fixed brake alone it
 #   collapsed; with a brake on the forget accuracy it forgot digit 3, kept the other classes, and beat GA and
-#   random labels on every seed, tying NegGrad+ and fine-tuning.
+#   random labels, tying NegGrad+ and fine-tuning within the seed noise.
 # - **SalUn** restricts random labels to the weights with the largest forget-gradient magnitude
 #   ({eq}`eq-03-saliency`). Masking the gradient does not freeze the other weights: weight decay inside the SGD step
 #   shrinks them by a computable factor $c_t$ ({eq}`eq-03-masked-sgd`, {eq}`eq-03-masked-drift`), which we measured
@@ -961,7 +1288,8 @@ print(f"early stop: spread of the mean gaps over the ratios {spread:.2f}; fixed 
 #   did not forget into one that did, as the paper claims, and made the model markedly sparser; fine-tuning at a
 #   larger learning rate forgot without it.
 # - We wrote each method as a step function on the shared loop and checked it against `unlearnlib`: whole
-#   trajectories to $10^{-5}$, the SalUn mask entry for entry, and SalUn at ratio 1 equal to random labels bit for bit.
+#   trajectories to $10^{-5}$, the SalUn mask entry for entry (up to weights within rounding of the threshold),
+#   and SalUn at ratio 1 equal to random labels (bit for bit on a CPU).
 #
 # ## Exercises
 #

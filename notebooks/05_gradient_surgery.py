@@ -73,7 +73,10 @@ device = unlearnlib.config.get_device()
 cfg = TrainConfig.from_profile(profile)
 SEEDS = list(range(profile.seeds))
 FORGET_CLASS = 3
-print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
+print(
+    f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, "
+    f"seeds {SEEDS}, device {device}"
+)
 
 data = load_dataset(profile.dataset).to(device)
 task = make_task(data, "class", forget_class=FORGET_CLASS, seed=SEEDS[0])
@@ -118,7 +121,7 @@ print(task.describe())
 # $$ (eq-05-pcgrad)
 #
 # (Written with $\min(0, \cdot)$: nothing happens without a conflict.) Two details of the rule matter and are easy to
-# get wrong (methods dossier, pitfall 6): the projection is against the other task's *original* gradient, not its
+# get wrong: the projection is against the other task's *original* gradient, not its
 # already projected version, and it happens *only* on a negative inner product.
 #
 # ### Why it is a projection
@@ -166,18 +169,21 @@ print(task.describe())
 # The rule on flat vectors, readable rather than fast: the `if` below synchronises with the device at every
 # projection, which the library avoids with `torch.where`.
 
+
 # %%
 def my_pcgrad_parts(grads, generator=None):
-    """The projected gradients g_i^PC of (eq-05-pcgrad), one per task. The other tasks are visited in random
-    order if a generator is given, else in list order."""
+    """The projected gradients g_i^PC of (eq-05-pcgrad), one per task. The other tasks
+    are visited in random order if a generator is given, else in list order."""
     parts = []
     for i, g_i in enumerate(grads):
         g = g_i.clone()
         others = [j for j in range(len(grads)) if j != i]
         if generator is not None:
-            others = [others[k] for k in torch.randperm(len(others), generator=generator)]
+            others = [
+                others[k] for k in torch.randperm(len(others), generator=generator)
+            ]
         for j in others:
-            dot = torch.dot(g, grads[j])                 # against the ORIGINAL g_j
+            dot = torch.dot(g, grads[j])  # against the ORIGINAL g_j
             if dot < 0:
                 g = g - dot / grads[j].dot(grads[j]) * grads[j]
         parts.append(g)
@@ -188,6 +194,7 @@ def my_pcgrad(grads, generator=None):
     """PCGrad's update direction: the sum of the projected gradients (eq-05-pcgrad)."""
     return sum(my_pcgrad_parts(grads, generator))
 
+
 # %% [markdown]
 # We check it against `unlearnlib.grads.pcgrad` on 400 random pairs of vectors in $\mathbb R^{50}$, in float64, and
 # check every line of {eq}`eq-05-pcgrad-two` on the pairs that conflict (about half of them). The check is not
@@ -195,32 +202,50 @@ def my_pcgrad(grads, generator=None):
 
 # %%
 gen = torch.Generator().manual_seed(0)
-pairs = [(torch.randn(50, generator=gen, dtype=torch.float64), torch.randn(50, generator=gen, dtype=torch.float64))
-         for _ in range(400)]
+pairs = [
+    (
+        torch.randn(50, generator=gen, dtype=torch.float64),
+        torch.randn(50, generator=gen, dtype=torch.float64),
+    )
+    for _ in range(400)
+]
 TOL = 1e-10
 n_conflict, changed = 0, 0.0
 for g1, g2 in pairs:
     ours, lib = my_pcgrad([g1, g2]), unlearnlib.grads.pcgrad([g1, g2])
     assert torch.allclose(ours, lib, rtol=0, atol=TOL)
-    assert torch.allclose(my_pcgrad([g1, g2], generator=gen), ours, rtol=0, atol=TOL)   # order is irrelevant
+    assert torch.allclose(
+        my_pcgrad([g1, g2], generator=gen), ours, rtol=0, atol=TOL
+    )  # order is irrelevant
     p1, p2 = my_pcgrad_parts([g1, g2])
     if torch.dot(g1, g2) < 0:
         n_conflict += 1
         changed = max(changed, (ours - (g1 + g2)).norm().item())
-        s2 = 1 - cosine(g1, g2) ** 2                                      # sin^2 of the angle
+        s2 = 1 - cosine(g1, g2) ** 2  # sin^2 of the angle
         assert abs(torch.dot(p1, g2)) < TOL and abs(torch.dot(p2, g1)) < TOL
         assert abs(torch.dot(p1, g1) - g1.dot(g1) * s2) < TOL
         assert abs(torch.dot(p1, p2) + torch.dot(g1, g2) * s2) < TOL
-        assert abs(torch.dot(ours, g1) - g1.dot(g1) * s2) < TOL and abs(torch.dot(ours, g2) - g2.dot(g2) * s2) < TOL
-        assert p1.norm() <= g1.norm() and p2.norm() <= g2.norm()        # projections shorten
+        assert (
+            abs(torch.dot(ours, g1) - g1.dot(g1) * s2) < TOL
+            and abs(torch.dot(ours, g2) - g2.dot(g2) * s2) < TOL
+        )
+        assert p1.norm() <= g1.norm() and p2.norm() <= g2.norm()  # projections shorten
     else:
         assert torch.equal(lib, g1 + g2)
     assert min(torch.dot(p1, p2), torch.dot(ours, g1), torch.dot(ours, g2)) >= -TOL
 assert n_conflict > 100 and changed > 1e6 * TOL
-g1, g2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([-1.0, 0.1], dtype=torch.float64)
-assert my_pcgrad([g1, g2]).norm() > 1.5 * (g1 + g2).norm()          # nearly cancelling: the sum gets longer
-print(f"{len(pairs)} random pairs in R^50, {n_conflict} in conflict: ours = unlearnlib.grads.pcgrad, and every line "
-      f"of (eq-05-pcgrad-two) holds; largest change of the sum by the surgery {changed:.2f}")
+g1, g2 = (
+    torch.tensor([1.0, 0.0], dtype=torch.float64),
+    torch.tensor([-1.0, 0.1], dtype=torch.float64),
+)
+assert (
+    my_pcgrad([g1, g2]).norm() > 1.5 * (g1 + g2).norm()
+)  # nearly cancelling: the sum gets longer
+print(
+    f"{len(pairs)} random pairs in R^50, {n_conflict} in conflict: "
+    f"ours = unlearnlib.grads.pcgrad,\nand every line of (eq-05-pcgrad-two) holds; "
+    f"largest change of the sum by the surgery {changed:.2f}"
+)
 
 # %% [markdown]
 # With three tasks the library visits the others in list order; ours does the same without a generator, and the
@@ -230,14 +255,22 @@ print(f"{len(pairs)} random pairs in R^50, {n_conflict} in conflict: ours = unle
 
 # %%
 still, raised = 0, 0
-triples = [[torch.randn(3, generator=gen, dtype=torch.float64) for _ in range(3)] for _ in range(2000)]
+triples = [
+    [torch.randn(3, generator=gen, dtype=torch.float64) for _ in range(3)]
+    for _ in range(2000)
+]
 for gs in triples:
     parts = my_pcgrad_parts(gs)
     assert torch.allclose(sum(parts), unlearnlib.grads.pcgrad(gs), rtol=0, atol=TOL)
-    still += any(torch.dot(parts[i], gs[j]) < -TOL for i in range(3) for j in range(3) if i != j)
+    still += any(
+        torch.dot(parts[i], gs[j]) < -TOL for i in range(3) for j in range(3) if i != j
+    )
     raised += any(torch.dot(sum(parts), g) < -TOL for g in gs)
-print(f"{len(triples)} random triples in R^3: ours = library; a projected gradient still conflicts with an original "
-      f"one in {still}, the summed step raises one of the losses in {raised}")
+print(
+    f"{len(triples)} random triples in R^3: ours = library;\na projected gradient "
+    f"still conflicts with an original one in {still}, the summed step raises one "
+    f"of the losses in {raised}"
+)
 assert still > 0 and raised > 0
 
 # %% [markdown]
@@ -276,24 +309,40 @@ n_c, n_nc, pairs0 = 0, 0, []
 for _ in range(20):
     fi = torch.randperm(len(task.y_forget), generator=g_batches)[:32].to(device)
     ri = torch.randperm(len(task.y_retain), generator=g_batches)[:32].to(device)
-    xf, yf, xr, yr = task.x_forget[fi], task.y_forget[fi], task.x_retain[ri], task.y_retain[ri]
-    pairs0.append((xf, yf, xr, yr))                                          # kept for section 5.6
-    g_f, g_r = loss_grad(m0, xf, yf, neg_ce), loss_grad(m0, xr, yr)          # two backward passes
+    xf, yf, xr, yr = (
+        task.x_forget[fi],
+        task.y_forget[fi],
+        task.x_retain[ri],
+        task.y_retain[ri],
+    )
+    pairs0.append((xf, yf, xr, yr))  # kept for section 5.6
+    g_f, g_r = (
+        loss_grad(m0, xf, yf, neg_ce),
+        loss_grad(m0, xr, yr),
+    )  # two backward passes
     d_pc = unlearnlib.grads.pcgrad([(1 - BETA) * g_f, BETA * g_r])
     c = torch.dot(g_f, g_r)
     if c >= 0:
         n_nc += 1
         params = [p for p in m0.parameters() if p.requires_grad]
-        ngp = torch.autograd.grad(BETA * F.cross_entropy(m0(xr), yr) - (1 - BETA) * F.cross_entropy(m0(xf), yf), params)
+        ngp = torch.autograd.grad(
+            BETA * F.cross_entropy(m0(xr), yr)
+            - (1 - BETA) * F.cross_entropy(m0(xf), yf),
+            params,
+        )
         assert torch.allclose(d_pc, flatten(ngp), rtol=1e-4, atol=1e-7)
     else:
         n_c += 1
         a_f = 1 - BETA + BETA * c.abs() / g_f.dot(g_f)
         a_r = BETA + (1 - BETA) * c.abs() / g_r.dot(g_r)
         assert torch.allclose(d_pc, a_f * g_f + a_r * g_r, rtol=1e-4, atol=1e-7)
-        assert not torch.allclose(d_pc, (1 - BETA) * g_f + BETA * g_r, rtol=1e-2, atol=1e-5)
-print(f"at theta_0, 20 mini-batch pairs: {n_nc} without conflict (PCGrad = NegGrad+ gradient), {n_c} in conflict "
-      f"(PCGrad = eq-05-pcgrad-fr, and differs from NegGrad+)")
+        assert not torch.allclose(
+            d_pc, (1 - BETA) * g_f + BETA * g_r, rtol=1e-2, atol=1e-5
+        )
+print(
+    f"at theta_0, 20 mini-batch pairs: {n_nc} without conflict (PCGrad = NegGrad+ "
+    f"gradient),\n{n_c} in conflict (PCGrad = eq-05-pcgrad-fr, differs from NegGrad+)"
+)
 assert n_c > 0 and n_nc > 0
 
 # %% [markdown]
@@ -322,9 +371,9 @@ assert n_c > 0 and n_nc > 0
 #
 # Zhou et al. {cite}`zhou2025implicit` (arXiv 2510.22124, NeurIPS 2025) state in their abstract that unlearning can
 # be posed as optimising the unlearning objective subject to a *bounded increase of the retain loss*, and that
-# solving this problem is equivalent to **unilateral gradient surgery** on the unlearning objective. We had only
-# the abstract and the authors' public code; the per-step problem and its closed form below are the ones stated in
-# that code's docstring (their "Proposition 3.2"), and the derivation is ours. Per step, look for the direction $d$
+# solving this problem is equivalent to **unilateral gradient surgery** on the unlearning objective. The per-step
+# problem and its closed form below are the ones stated in the docstring of the authors' public code (their
+# "Proposition 3.2"); the derivation is ours. Per step, look for the direction $d$
 # closest to $g_f$ whose first-order retain-loss increase, $-\eta\langle g_r, d\rangle$ by {eq}`eq-05-first-order`,
 # is at most $\eta\,\epsilon$:
 #
@@ -400,6 +449,7 @@ assert n_c > 0 and n_nc > 0
 # `unlearnlib.grads.unilateral_surgery`; on each case we also check the KKT conditions {eq}`eq-05-kkt`. Cases without
 # a conflict beyond $\epsilon$ must return $g_f$ unchanged with $\lambda^* = 0$.
 
+
 # %%
 def my_unilateral(g_f, g_r, eps=0.0):
     """The closed form (eq-05-closed-form): (d*, lambda*)."""
@@ -408,11 +458,19 @@ def my_unilateral(g_f, g_r, eps=0.0):
 
 
 def qp_solve(g_f, g_r, eps):
-    """(eq-05-qp) by a general-purpose solver: SLSQP on 1/2 ||d - g_f||^2 s.t. <g_r, d> + eps >= 0."""
-    f, r = g_f.numpy(), g_r.numpy()
-    res = minimize(lambda x: 0.5 * np.sum((x - f) ** 2), x0=np.zeros_like(f), jac=lambda x: x - f, method="SLSQP",
-                   constraints=[{"type": "ineq", "fun": lambda x: r @ x + eps, "jac": lambda x: r}],
-                   options={"ftol": 1e-14, "maxiter": 1000})
+    """(eq-05-qp) by a general-purpose solver: SLSQP on 1/2 ||d - g_f||^2
+    s.t. <g_r, d> + eps >= 0."""
+    f, r = g_f.cpu().numpy(), g_r.cpu().numpy()
+    res = minimize(
+        lambda x: 0.5 * np.sum((x - f) ** 2),
+        x0=np.zeros_like(f),
+        jac=lambda x: x - f,
+        method="SLSQP",
+        constraints=[
+            {"type": "ineq", "fun": lambda x: r @ x + eps, "jac": lambda x: r}
+        ],
+        options={"ftol": 1e-14, "maxiter": 1000},
+    )
     assert res.success, res.message
     return torch.from_numpy(res.x)
 
@@ -421,31 +479,45 @@ rng = torch.Generator().manual_seed(2)
 worst, moved, active, inactive = 0.0, 0.0, 0, 0
 for eps in (-0.5, 0.0, 0.5, 2.0):
     for _ in range(10):
-        g_f, g_r = torch.randn(30, generator=rng, dtype=torch.float64), torch.randn(30, generator=rng, dtype=torch.float64)
+        g_f, g_r = (
+            torch.randn(30, generator=rng, dtype=torch.float64),
+            torch.randn(30, generator=rng, dtype=torch.float64),
+        )
         if torch.dot(g_f, g_r) > 0:
-            g_f = -g_f                                                     # a conflicting case
+            g_f = -g_f  # a conflicting case
         d, lam = my_unilateral(g_f, g_r, eps)
         d_lib, lam_lib = unlearnlib.grads.unilateral_surgery(g_f, g_r, eps)
         d_qp = qp_solve(g_f, g_r, eps)
         worst = max(worst, (d - d_qp).abs().max().item())
-        assert torch.allclose(d, d_qp, rtol=0, atol=1e-6)                   # = the numerical QP solution
-        assert torch.allclose(d, d_lib, rtol=0, atol=1e-12) and torch.isclose(lam, lam_lib, rtol=0, atol=1e-12)
+        assert torch.allclose(d, d_qp, rtol=0, atol=1e-6)  # = the numerical QP solution
+        assert torch.allclose(d, d_lib, rtol=0, atol=1e-12) and torch.isclose(
+            lam, lam_lib, rtol=0, atol=1e-12
+        )
         slack = torch.dot(g_r, d) + eps
-        assert torch.allclose(d - g_f - lam * g_r, torch.zeros_like(d))     # stationarity
-        assert slack >= -1e-10 and lam >= 0 and abs(lam * slack) < 1e-10   # feasibility, slackness
+        assert torch.allclose(d - g_f - lam * g_r, torch.zeros_like(d))  # stationarity
+        assert (
+            slack >= -1e-10 and lam >= 0 and abs(lam * slack) < 1e-10
+        )  # feasibility, slackness
         if lam > 0:
             active += 1
             moved = max(moved, (d - g_f).norm().item())
         else:
             inactive += 1
             assert torch.equal(d, g_f) and torch.dot(g_f, g_r) >= -eps
-print(f"{active + inactive} cases: closed form = SLSQP (largest difference {worst:.1e}) = library; "
-      f"constraint active in {active} (the surgery moved g_f by up to {moved:.2f}), inactive in {inactive}")
+print(
+    f"{active + inactive} cases: closed form = SLSQP (largest difference {worst:.1e}) "
+    f"= library;\nconstraint active in {active} (the surgery moved g_f by up to "
+    f"{moved:.2f}), inactive in {inactive}"
+)
 assert active > 20 and inactive > 0 and moved > 1e4 * 1e-6
 
 # special cases: eps = 0 is the one-sided projection (A-GEM); eps = inf is GA
 g_f, g_r = pairs[0] if torch.dot(*pairs[0]) < 0 else (-pairs[0][0], pairs[0][1])
-assert torch.allclose(my_unilateral(g_f, g_r, 0.0)[0], g_f - torch.dot(g_f, g_r) / g_r.dot(g_r) * g_r, atol=1e-12)
+assert torch.allclose(
+    my_unilateral(g_f, g_r, 0.0)[0],
+    g_f - torch.dot(g_f, g_r) / g_r.dot(g_r) * g_r,
+    atol=1e-12,
+)
 assert torch.equal(unlearnlib.grads.unilateral_surgery(g_f, g_r, math.inf)[0], g_f)
 
 # %% [markdown]
@@ -458,28 +530,51 @@ assert torch.equal(unlearnlib.grads.unilateral_surgery(g_f, g_r, math.inf)[0], g
 # both gradients projected on each other's normal plane, and their sum.
 
 # %%
-g_f2, g_r2 = torch.tensor([-1.6, 1.0], dtype=torch.float64), torch.tensor([1.0, 0.35], dtype=torch.float64)
+g_f2, g_r2 = (
+    torch.tensor([-1.6, 1.0], dtype=torch.float64),
+    torch.tensor([1.0, 0.35], dtype=torch.float64),
+)
 assert torch.dot(g_f2, g_r2) < 0
 grid = np.linspace(-2.2, 2.2, 300)
 X, Y = np.meshgrid(grid, grid)
 
 
 def arrow(ax, v, color, label, ls="-"):
-    ax.annotate("", xy=(float(v[0]), float(v[1])), xytext=(0, 0),
-                arrowprops=dict(arrowstyle="-|>", color=color, lw=2, ls=ls))
+    ax.annotate(
+        "",
+        xy=(float(v[0]), float(v[1])),
+        xytext=(0, 0),
+        arrowprops=dict(arrowstyle="-|>", color=color, lw=2, ls=ls),
+    )
     ax.plot([], [], color=color, lw=2, ls=ls, label=label)
 
 
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
 for ax, eps in zip(axes[:2], (0.0, 0.6)):
     d2, lam2 = my_unilateral(g_f2, g_r2, eps)
-    ax.contourf(X, Y, g_r2[0].item() * X + g_r2[1].item() * Y + eps, levels=[0, 1e9], colors=["C2"], alpha=0.15)
-    ax.contour(X, Y, g_r2[0].item() * X + g_r2[1].item() * Y + eps, levels=[0], colors=["C2"], linewidths=1)
+    ax.contourf(
+        X,
+        Y,
+        g_r2[0].item() * X + g_r2[1].item() * Y + eps,
+        levels=[0, 1e9],
+        colors=["C2"],
+        alpha=0.15,
+    )
+    ax.contour(
+        X,
+        Y,
+        g_r2[0].item() * X + g_r2[1].item() * Y + eps,
+        levels=[0],
+        colors=["C2"],
+        linewidths=1,
+    )
     arrow(ax, g_f2, "C3", r"$g_f$ (GA)")
     arrow(ax, g_r2, "C0", r"$g_r$")
     arrow(ax, d2, "k", rf"$d^* = g_f + \lambda^* g_r$, $\lambda^*$ = {lam2:.2f}")
     ax.plot([g_f2[0], d2[0]], [g_f2[1], d2[1]], "k:", lw=1)
-    ax.set_title(rf"unilateral surgery, $\epsilon$ = {eps:g}: feasible half-space shaded")
+    ax.set_title(
+        rf"unilateral surgery, $\epsilon$ = {eps:g}: feasible half-space shaded"
+    )
 for ax in axes:
     ax.set_xlim(-2.2, 2.2)
     ax.set_ylim(-1.2, 2.2)
@@ -527,12 +622,23 @@ plt.show()
 # batch streams and consumes the random generator in the same order as the library's loop, so the two see the
 # same batches.
 
+
 # %%
-def my_surgery_unlearn(model0, task, combine, *, steps, lr, batch_size=32, seed=0, momentum=0.9,
-                       weight_decay=5e-4):
-    """Explicit gradient surgery: combine(g_f, g_r) -> d, for `steps` steps. Returns the model and the list of
-    the combine's second outputs (e.g. lambda*), if any."""
-    model = copy.deepcopy(model0).train()                       # never touch the caller's model
+def my_surgery_unlearn(
+    model0,
+    task,
+    combine,
+    *,
+    steps,
+    lr,
+    batch_size=32,
+    seed=0,
+    momentum=0.9,
+    weight_decay=5e-4,
+):
+    """Explicit gradient surgery: combine(g_f, g_r) -> d, for `steps` steps. Returns the
+    model and the list of the combine's second outputs (e.g. lambda*), if any."""
+    model = copy.deepcopy(model0).train()  # never touch the caller's model
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
@@ -542,22 +648,34 @@ def my_surgery_unlearn(model0, task, combine, *, steps, lr, batch_size=32, seed=
     extras = []
     for _ in range(steps):
         fi, ri = next(forget_stream), next(retain_stream)
-        g_f = flatten(torch.autograd.grad(-F.cross_entropy(model(xf[fi]), yf[fi]), params))   # backward 1
-        g_r = flatten(torch.autograd.grad(F.cross_entropy(model(xr[ri]), yr[ri]), params))    # backward 2
+        g_f = flatten(
+            torch.autograd.grad(-F.cross_entropy(model(xf[fi]), yf[fi]), params)
+        )  # backward 1
+        g_r = flatten(
+            torch.autograd.grad(F.cross_entropy(model(xr[ri]), yr[ri]), params)
+        )  # backward 2
         out = combine(g_f, g_r)
         d, extra = out if isinstance(out, tuple) else (out, None)
         if extra is not None:
             extras.append(extra)
         offset = 0
-        for p in params:                                          # write d into .grad
-            p.grad = d[offset:offset + p.numel()].view_as(p).clone()
+        for p in params:  # write d into .grad
+            p.grad = d[offset : offset + p.numel()].view_as(p).clone()
             offset += p.numel()
         opt.step()
     return model.eval(), extras
 
 
+def host(values):
+    """Per-step records (0-d tensors on any device, or floats) as one NumPy array."""
+    return np.array([float(v) for v in values])
+
+
 def max_abs_diff(a, b):
-    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    return max(
+        (p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters())
+    )
+
 
 # %% [markdown]
 # We run ours and the library's methods for 25 mini-batch steps from $\theta_0$, without the stopping rule, and
@@ -569,58 +687,105 @@ def max_abs_diff(a, b):
 
 # %%
 STEPS, ATOL = 25, 1e-6
-defaults = {name: {k: v.default for k, v in inspect.signature(get_method(name)).parameters.items()
-                   if k in ("epochs", "lr", "eps", "beta", "check_every", "stop_at")}
-            for name in ("ga", "neggrad_plus", "pcgrad", "unilateral_surgery")}
+defaults = {
+    name: {
+        k: v.default
+        for k, v in inspect.signature(get_method(name)).parameters.items()
+        if k in ("epochs", "lr", "eps", "beta", "check_every", "stop_at")
+    }
+    for name in ("ga", "neggrad_plus", "pcgrad", "unilateral_surgery")
+}
 for name, kw in defaults.items():
     print(f"{name:19s}", ", ".join(f"{k}={v}" for k, v in kw.items()))
 EPS = defaults["unilateral_surgery"]["eps"]
 LR_US, LR_PC = defaults["unilateral_surgery"]["lr"], defaults["pcgrad"]["lr"]
 
 lib_runs = {}
-for eps in dict.fromkeys((EPS, 0.0)):                         # the default, and the one-sided projection
+for eps in dict.fromkeys((EPS, 0.0)):  # the default, and the one-sided projection
     lams_lib = []
-    lib_us = get_method("unilateral_surgery")(m0, task, steps=STEPS, stop_at=None, eps=eps, history=lams_lib)
-    ours_us, lams_ours = my_surgery_unlearn(m0, task, lambda gf, gr: my_unilateral(gf, gr, eps), steps=STEPS, lr=LR_US)
-    lams_lib, lams_ours = torch.stack(lams_lib).cpu().numpy(), torch.stack(lams_ours).cpu().numpy()
+    lib_us = get_method("unilateral_surgery")(
+        m0, task, steps=STEPS, stop_at=None, eps=eps, history=lams_lib
+    )
+    ours_us, lams_ours = my_surgery_unlearn(
+        m0, task, lambda gf, gr: my_unilateral(gf, gr, eps), steps=STEPS, lr=LR_US
+    )
+    lams_lib, lams_ours = host(lams_lib), host(lams_ours)
     lib_runs[eps] = lib_us
     assert max_abs_diff(lib_us, ours_us) < ATOL and max_abs_diff(lib_us, m0) > 10 * ATOL
-    assert np.allclose(lams_lib, lams_ours, rtol=1e-4, atol=1e-7) and (lams_ours > 0).sum() >= 3
-    print(f"unilateral surgery, eps = {eps:g}, {STEPS} steps: ours vs library {max_abs_diff(lib_us, ours_us):.1e} "
-          f"(parameters moved up to {max_abs_diff(lib_us, m0):.1e}); lambda* > 0 on {(lams_ours > 0).sum()} steps, "
-          f"equal to the library's")
+    assert (
+        np.allclose(lams_lib, lams_ours, rtol=1e-4, atol=1e-7)
+        and (lams_ours > 0).sum() >= 3
+    )
+    print(
+        f"unilateral surgery, eps = {eps:g}, {STEPS} steps: ours vs library "
+        f"{max_abs_diff(lib_us, ours_us):.1e} (parameters moved up to "
+        f"{max_abs_diff(lib_us, m0):.1e});\nlambda* > 0 on {(lams_ours > 0).sum()} "
+        f"steps, equal to the library's"
+    )
 lib_us = lib_runs[EPS]
 
 lib_pc = get_method("pcgrad")(m0, task, steps=STEPS, stop_at=None)
-ours_pc, _ = my_surgery_unlearn(m0, task, lambda gf, gr: my_pcgrad([(1 - BETA) * gf, BETA * gr]), steps=STEPS, lr=LR_PC)
+ours_pc, _ = my_surgery_unlearn(
+    m0,
+    task,
+    lambda gf, gr: my_pcgrad([(1 - BETA) * gf, BETA * gr]),
+    steps=STEPS,
+    lr=LR_PC,
+)
 assert max_abs_diff(lib_pc, ours_pc) < ATOL and max_abs_diff(lib_pc, m0) > 10 * ATOL
-print(f"PCGrad, {STEPS} steps: ours vs library {max_abs_diff(lib_pc, ours_pc):.1e} "
-      f"(parameters moved up to {max_abs_diff(lib_pc, m0):.1e})")
+print(
+    f"PCGrad, {STEPS} steps: ours vs library {max_abs_diff(lib_pc, ours_pc):.1e} "
+    f"(parameters moved up to {max_abs_diff(lib_pc, m0):.1e})"
+)
 
 # epsilon = infinity is gradient ascent, with the same batches and stopping rule
 lib_ga = get_method("ga")(m0, task, steps=STEPS, stop_at=None, lr=LR_US)
-lib_inf = get_method("unilateral_surgery")(m0, task, steps=STEPS, stop_at=None, eps=math.inf)
+lib_inf = get_method("unilateral_surgery")(
+    m0, task, steps=STEPS, stop_at=None, eps=math.inf
+)
 assert max_abs_diff(lib_ga, lib_inf) < ATOL and max_abs_diff(lib_ga, lib_us) > 10 * ATOL
-print(f"unilateral surgery with eps = inf vs GA: {max_abs_diff(lib_ga, lib_inf):.1e}; with the default eps = {EPS:g} "
-      f"vs GA: {max_abs_diff(lib_ga, lib_us):.1e}")
+print(
+    f"unilateral surgery with eps = inf vs GA: {max_abs_diff(lib_ga, lib_inf):.1e}; "
+    f"with the default eps = {EPS:g} vs GA: {max_abs_diff(lib_ga, lib_us):.1e}"
+)
 
-# PCGrad = NegGrad+ (same beta) up to the first step whose two batches conflict, and not after it. The check needs
-# a batch stream whose first pair does not conflict: we take the first stream seed with that property.
+# PCGrad = NegGrad+ (same beta) up to the first step whose two batches conflict, and not
+# after it. The check needs a batch stream whose first pair does not conflict: we take
+# the first stream seed with that property.
 for stream_seed in range(10):
-    _, conflict_flags = my_surgery_unlearn(m0, task, lambda gf, gr: (my_pcgrad([(1 - BETA) * gf, BETA * gr]),
-                                                                      bool(torch.dot(gf, gr) < 0)),
-                                           steps=STEPS, lr=LR_PC, seed=stream_seed)
+    _, conflict_flags = my_surgery_unlearn(
+        m0,
+        task,
+        lambda gf, gr: (
+            my_pcgrad([(1 - BETA) * gf, BETA * gr]),
+            bool(torch.dot(gf, gr) < 0),
+        ),
+        steps=STEPS,
+        lr=LR_PC,
+        seed=stream_seed,
+    )
     if True in conflict_flags and conflict_flags.index(True) >= 1:
         break
 first = conflict_flags.index(True)
 assert first >= 1
 kw = dict(stop_at=None, seed=stream_seed, lr=LR_PC, beta=BETA)
-same = max_abs_diff(get_method("pcgrad")(m0, task, steps=first, **kw), get_method("neggrad_plus")(m0, task, steps=first, **kw))
-after = max_abs_diff(get_method("pcgrad")(m0, task, steps=first + 1, **kw),
-                     get_method("neggrad_plus")(m0, task, steps=first + 1, **kw))
-print(f"batch stream {stream_seed}: the first conflicting pair comes at step {first + 1}; PCGrad vs NegGrad+ after "
-      f"{first} steps {same:.1e}, after {first + 1} steps {after:.1e}")
-assert same < ATOL and after > 10 * ATOL
+same = max_abs_diff(
+    get_method("pcgrad")(m0, task, steps=first, **kw),
+    get_method("neggrad_plus")(m0, task, steps=first, **kw),
+)
+after = max_abs_diff(
+    get_method("pcgrad")(m0, task, steps=first + 1, **kw),
+    get_method("neggrad_plus")(m0, task, steps=first + 1, **kw),
+)
+print(
+    f"batch stream {stream_seed}: the first conflicting pair comes at step {first + 1};"
+    f"\nPCGrad vs NegGrad+ after {first} steps {same:.1e}, after {first + 1} steps "
+    f"{after:.1e}"
+)
+# Before the conflict the two differ by rounding only (their steps sum the same terms in
+# a different order); at the conflicting step PCGrad adds a projection, far above the
+# float32 rounding of parameters of size 0.1 (about 1e-8).
+assert same < ATOL and after > 100 * max(same, 1e-8)
 
 # %% [markdown]
 # All comparisons pass with a tolerance of $10^{-6}$ in float32 while the parameters moved by two to four orders of
@@ -660,15 +825,19 @@ assert same < ATOL and after > 10 * ATOL
 #   gradients; here we need only the loss, so one forward pass per step suffices (a tracker record costs about as
 #   much as a few unlearning steps).
 
+
 # %%
 class RetainLossProbe:
-    """post_step hook: the retain cross-entropy on a fixed probe after every step, kept on the device."""
+    """post_step hook: the retain cross-entropy on a fixed probe after every step, kept
+    on the device."""
 
     def __init__(self, task, model0, size=256, seed=0):
-        pos = torch.randperm(len(task.y_retain), generator=torch.Generator().manual_seed(seed))[:size]
+        pos = torch.randperm(
+            len(task.y_retain), generator=torch.Generator().manual_seed(seed)
+        )[:size]
         pos = pos.to(task.y_retain.device)
         self.x, self.y = task.x_retain[pos], task.y_retain[pos]
-        self.values = [self.loss(model0)]                      # the value at theta_0 comes first
+        self.values = [self.loss(model0)]  # the value at theta_0 comes first
 
     def loss(self, model):
         with torch.no_grad():
@@ -682,61 +851,102 @@ class RetainLossProbe:
         return torch.stack(self.values).cpu().numpy()
 
 
-NGP_SAME_GRID = {"lr": 0.02, "beta": 0.99}     # the rule's pick for NegGrad+ on PCGrad's grid (held-out seeds)
-NGP_DEFAULT = {k: inspect.signature(get_method("neggrad_plus")).parameters[k].default for k in ("lr", "beta")}
+NGP_SAME_GRID = {
+    "lr": 0.02,
+    "beta": 0.99,
+}  # the rule's pick for NegGrad+ on PCGrad's grid (held-out seeds)
+NGP_DEFAULT = {
+    k: inspect.signature(get_method("neggrad_plus")).parameters[k].default
+    for k in ("lr", "beta")
+}
 EPS_ROWS = (0.0, 1.0)
 PROBED = ("ga", "neggrad_plus", "pcgrad", "unilateral_surgery", "unilateral eps=0")
 probes, lambdas, dots = {}, {}, {}
 
 
 def recorded(label, scenario, method, extra=None):
-    """A compare_methods variant whose runs record lambda* (unilateral surgery), <g_f, g_r> (PCGrad) and, for
-    the labels in PROBED and in class-wise forgetting, the probe retain loss."""
+    """A compare_methods variant whose runs record lambda* (unilateral surgery),
+    <g_f, g_r> (PCGrad) and, for the labels in PROBED and in class-wise forgetting, the
+    probe retain loss."""
+
     def kwargs(t, seed):
         kw = dict(extra or {})
         if scenario == "class" and label in PROBED:
-            kw["post_step"] = probes.setdefault((label, seed), RetainLossProbe(t, original_model(data, cfg, seed=seed,
-                                                                                                  device=device)))
+            kw["post_step"] = probes.setdefault(
+                (label, seed),
+                RetainLossProbe(t, original_model(data, cfg, seed=seed, device=device)),
+            )
         if method == "unilateral_surgery":
             kw["history"] = lambdas.setdefault((scenario, label, seed), [])
         if method == "pcgrad":
             kw["history"] = dots.setdefault((scenario, label, seed), [])
         return kw
+
     return method, kwargs
 
 
 def variants(scenario):
-    v = {"original": None, "ga": recorded("ga", scenario, "ga"),
-         "neggrad_plus": recorded("neggrad_plus", scenario, "neggrad_plus")}
+    v = {
+        "original": None,
+        "ga": recorded("ga", scenario, "ga"),
+        "neggrad_plus": recorded("neggrad_plus", scenario, "neggrad_plus"),
+    }
     if scenario == "class":
         v["neggrad_plus b.99"] = ("neggrad_plus", NGP_SAME_GRID)
     v["pcgrad"] = recorded("pcgrad", scenario, "pcgrad")
     if scenario == "class":
         v["pcgrad b.97"] = recorded("pcgrad b.97", scenario, "pcgrad", NGP_DEFAULT)
-    v["unilateral_surgery"] = recorded("unilateral_surgery", scenario, "unilateral_surgery")
+    v["unilateral_surgery"] = recorded(
+        "unilateral_surgery", scenario, "unilateral_surgery"
+    )
     if scenario == "class":
-        v.update({f"unilateral eps={e:g}": recorded(f"unilateral eps={e:g}", scenario, "unilateral_surgery",
-                                                    {"eps": e}) for e in EPS_ROWS})
+        v.update(
+            {
+                f"unilateral eps={e:g}": recorded(
+                    f"unilateral eps={e:g}", scenario, "unilateral_surgery", {"eps": e}
+                )
+                for e in EPS_ROWS
+            }
+        )
     return v
 
 
 t_start = time.perf_counter()
-cmp = {sc: compare_methods(variants(sc), sc, seeds=SEEDS, forget_class=FORGET_CLASS, forget_fraction=0.1,
-                           progress=False) for sc in ("class", "random")}
-print(f"both scenarios, seeds {SEEDS}: {time.perf_counter() - t_start:.1f} s (including the hooks)")
+cmp = {
+    sc: compare_methods(
+        variants(sc),
+        sc,
+        seeds=SEEDS,
+        forget_class=FORGET_CLASS,
+        forget_fraction=0.1,
+        progress=False,
+    )
+    for sc in ("class", "random")
+}
+print(f"both scenarios, seeds {SEEDS}: {time.perf_counter() - t_start:.1f} s, hooks")
 for sc, c in cmp.items():
-    title = f"class-wise: forget digit {FORGET_CLASS}" if sc == "class" else "random: forget 10 % of D"
-    print(f"== {title} (mean ± 95 % CI over seeds {SEEDS}; first row: the retrain oracle) ==")
+    title = (
+        f"class-wise: forget digit {FORGET_CLASS}"
+        if sc == "class"
+        else "random: forget 10 % of D"
+    )
+    print(f"== {title} (mean ± 95 % CI over seeds {SEEDS}; first row: retrain oracle)")
     print(c.table())
-    print("steps: " + ", ".join(f"{m} {c.per_seed(m, 'steps').astype(int).tolist()}" for m in c.methods
-                                if m != "original"))
+    print("steps per seed:")
+    for m in c.methods[1:]:
+        print(f"  {m:20s} {c.per_seed(m, 'steps').astype(int).tolist()}")
     print()
 
 # %%
 for sc, c in cmp.items():
-    fig = c.plot(title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
-                        else "Random forgetting of 10 % of the training set")
-                 + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+    fig = c.plot(
+        title=(
+            f"Class-wise forgetting of digit {FORGET_CLASS}"
+            if sc == "class"
+            else "Random forgetting of 10 % of the training set"
+        )
+        + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)"
+    )
     plt.show()
 
 # %% [markdown]
@@ -745,63 +955,79 @@ for sc, c in cmp.items():
 # Each statement with its assert, class-wise forgetting first. The `time_s` column is wall-clock time on whatever
 # machine runs the notebook and includes the hooks; section 5.7 measures the cost properly.
 
-# %%
+# %% tags=["hide-input"]
 cc, cr = cmp["class"], cmp["random"]
 gap = {m: cc.per_seed(m, "gap") for m in cc.methods}
 ci = lambda c, m: c.ci95(m, "gap")
-print("class-wise, Avg. Gap per seed: " + "; ".join(f"{m} {np.round(v, 2).tolist()}" for m, v in gap.items()))
+print("class-wise, Avg. Gap per seed:")
+for m, v in gap.items():
+    print(f"  {m:20s} {np.round(v, 2).tolist()}")
 
 # 1. Doing nothing is far from the oracle, which forgets the class completely.
 assert cc.reference["UA"] > 95 and cc.mean("original", "gap") > 40
-# 2. The papers' claim against GA holds here: PCGrad and unilateral surgery (default eps, and eps = 0) are closer
-#    to the oracle than GA, on average and on every seed.
-for m in ("pcgrad", "unilateral_surgery", "unilateral eps=0"):
-    assert cc.mean(m, "gap") < cc.mean("ga", "gap") and (gap[m] < gap["ga"]).all(), m
-# 3. Among the tolerances, the gap grows with eps: -1 (the default) < 0 < 1 on average, and -1 < 0 on every seed.
-assert cc.mean("unilateral_surgery", "gap") < cc.mean("unilateral eps=0", "gap") < cc.mean("unilateral eps=1", "gap")
+# 2. The papers' claim against GA holds here: PCGrad is closer to the oracle than GA on
+#    every seed (by a factor of five or more), and unilateral surgery on average. GA's
+#    gap varies most from seed to seed, so the per-seed comparison is made only where
+#    the margin dwarfs that spread.
+assert (gap["pcgrad"] < gap["ga"] / 5).all()
+for m in ("pcgrad", "unilateral_surgery"):
+    assert cc.mean(m, "gap") < cc.mean("ga", "gap"), m
+# 3. The negative tolerance beats eps = 0 on every seed (paired: same seed, same
+#    batches).
 assert (gap["unilateral_surgery"] < gap["unilateral eps=0"]).all()
-# 4. NegGrad+ beats unilateral surgery on every seed, with its library default and with the setting the rule picks.
+# 4. NegGrad+ beats unilateral surgery on every seed, with its library default and with
+#    the setting the rule picks.
 for m in ("neggrad_plus", "neggrad_plus b.99"):
     assert (gap[m] < gap["unilateral_surgery"]).all(), m
-# 5. PCGrad with its tuned beta is within the noise of NegGrad+ with its library default; NegGrad+ tuned by the same
-#    rule on the same grid is at least as close to the oracle as PCGrad, on every seed.
-assert abs(cc.mean("pcgrad", "gap") - cc.mean("neggrad_plus", "gap")) < ci(cc, "pcgrad") + ci(cc, "neggrad_plus")
-assert (gap["neggrad_plus b.99"] <= gap["pcgrad"]).all()
-# 6. At NegGrad+'s own hyperparameters, PCGrad forgets in fewer steps on every seed (conflicts raise its forget
-#    weight, eq-05-pcgrad-fr) and ends with a larger mean gap, though within the noise of three seeds.
-assert (cc.per_seed("pcgrad b.97", "steps") <= cc.per_seed("neggrad_plus", "steps")).all()
-assert cc.mean("pcgrad b.97", "gap") > cc.mean("neggrad_plus", "gap")
-assert cc.mean("pcgrad b.97", "gap") - cc.mean("neggrad_plus", "gap") < ci(cc, "pcgrad b.97") + ci(cc, "neggrad_plus")
-# 7. Every surgery row forgets the class (mean UA at least 90) and keeps a mean RA of at least 90.
+# 5. PCGrad with its tuned beta is within the noise of NegGrad+, with NegGrad+'s library
+#    default and with the setting the same rule picks on the same grid.
+for m in ("neggrad_plus", "neggrad_plus b.99"):
+    diff = abs(cc.mean("pcgrad", "gap") - cc.mean(m, "gap"))
+    assert diff < ci(cc, "pcgrad") + ci(cc, m), m
+# 6. At NegGrad+'s own hyperparameters, PCGrad forgets in no more steps on every seed
+#    (conflicts raise its forget weight, eq-05-pcgrad-fr), and its gap is within the
+#    noise of NegGrad+'s.
+steps_pc97 = cc.per_seed("pcgrad b.97", "steps")
+assert (steps_pc97 <= cc.per_seed("neggrad_plus", "steps")).all()
+diff = abs(cc.mean("pcgrad b.97", "gap") - cc.mean("neggrad_plus", "gap"))
+assert diff < ci(cc, "pcgrad b.97") + ci(cc, "neggrad_plus")
+# 7. Every surgery row forgets the class: the stopping rule halts a run at chance-level
+#    forget accuracy (10 %), so a mean UA of at least 90 holds whenever the rule stops
+#    the runs. And every row keeps a mean RA of at least 90.
 for m in ("pcgrad", "unilateral_surgery", "unilateral eps=0", "unilateral eps=1"):
     assert cc.mean(m, "UA") >= 90 and cc.mean(m, "RA") >= 90, m
 
 # %% [markdown]
 # Random forgetting of 10 %.
 
-# %%
-print("random, mean Avg. Gap: " + ", ".join(f"{m} {cr.mean(m, 'gap'):.2f} ± {ci(cr, m):.2f}" for m in cr.methods))
-# 8. As in chapter 02, every method is within a few points of the oracle, and of doing nothing.
+# %% tags=["hide-input"]
+print("random, mean Avg. Gap:")
+for m in cr.methods:
+    print(f"  {m:20s} {cr.mean(m, 'gap'):.2f} ± {ci(cr, m):.2f}")
+# 8. As in chapter 02, every method is within a few points of the oracle, and of doing
+#    nothing.
 assert all(cr.mean(m, "gap") < 3 for m in cr.methods)
 # 9. No surgery method separates from GA beyond the noise of three seeds.
 for m in ("pcgrad", "unilateral_surgery"):
     assert abs(cr.mean(m, "gap") - cr.mean("ga", "gap")) < ci(cr, m) + ci(cr, "ga"), m
-# 10. GA and unilateral surgery never reach their target (the model's test accuracy) and run their whole budget.
+# 10. GA and unilateral surgery never reach their target (the model's test accuracy) and
+#     run their whole budget.
 n_f_steps = math.ceil(round(0.1 * len(data.y_train)) / 32)
 for m in ("ga", "unilateral_surgery"):
     budget = inspect.signature(get_method(m)).parameters["epochs"].default * n_f_steps
     assert (cr.per_seed(m, "steps") == budget).all(), m
 
 # %% [markdown]
-# - **Against GA, the papers' claim holds on our data.** PCGrad and unilateral surgery are closer to the retrained
-#   model than GA in class-wise forgetting, on every seed. So is the one-sided projection, $\epsilon = 0$. Among the
-#   tolerances, the gap grows with $\epsilon$, towards GA ($\epsilon = \infty$); the held-out sweep showed the same,
-#   down to $\epsilon = -1$.
+# - **Against GA, the papers' claim holds on our data.** PCGrad is closer to the retrained model than GA in
+#   class-wise forgetting on every seed, by a wide margin, and unilateral surgery is closer on average. GA's gap
+#   varies strongly from seed to seed (it collapses on some), so three seeds support no finer ranking against it.
+#   Among the tolerances, the default $\epsilon = -1$ beats $\epsilon = 0$ (one-sided PCGrad) on every seed, as the
+#   held-out sweep did.
 # - **Against NegGrad+, it does not.** NegGrad+ beats unilateral surgery on every seed. PCGrad with its tuned
-#   $\beta$ is about as close to the oracle as NegGrad+ with its library default. But NegGrad+ tuned by the same rule
-#   on the same grid is at least as good as PCGrad on every seed. At equal hyperparameters, PCGrad forgets faster
-#   than NegGrad+: a conflict raises the weight of $g_f$. With three seeds its larger gap is not significant. On
-#   digits, the projection adds nothing that a well-chosen fixed weight does not already give.
+#   $\beta$ is within the seed noise of NegGrad+, with NegGrad+'s library default and with the setting the same rule
+#   picks for it on the same grid. At equal hyperparameters, PCGrad forgets in no more steps than NegGrad+: a
+#   conflict raises the weight of $g_f$; its gap is within the noise of NegGrad+'s. On digits, the projection adds
+#   nothing that a well-chosen fixed weight does not already give.
 # - **Random forgetting** does not separate any method from GA or from doing nothing (chapter 02 explains why).
 #
 # ### The multiplier and the conflicts along a run
@@ -810,32 +1036,53 @@ for m in ("ga", "unilateral_surgery"):
 # $\langle g_f, g_r\rangle < 0$ for its two batches. For unilateral surgery, when $\lambda^* > 0$. We split every
 # run into thirds.
 
+
 # %%
 def thirds(values, test):
-    return [float(np.mean(test(part))) for part in np.array_split(np.asarray(values), 3)]
+    return [float(np.mean(test(part))) for part in np.array_split(values, 3)]
 
 
-lam = {k: torch.stack(v).cpu().numpy() for k, v in lambdas.items()}
-dot = {k: torch.stack(v).cpu().numpy() for k, v in dots.items()}
+lam = {k: host(v) for k, v in lambdas.items()}
+dot = {k: host(v) for k, v in dots.items()}
+print("share of steps operated on, by third of the run; median lambda* (default eps)")
 for s in SEEDS:
-    print(f"seed {s}: share of steps operated on, by third of the run: "
-          f"PCGrad {np.round(thirds(dot['class', 'pcgrad', s], lambda x: x < 0), 2).tolist()}, "
-          f"unilateral eps=0 {np.round(thirds(lam['class', 'unilateral eps=0', s], lambda x: x > 0), 2).tolist()}, "
-          f"eps=1 {np.round(thirds(lam['class', 'unilateral eps=1', s], lambda x: x > 0), 2).tolist()}; "
-          f"median lambda* at eps={EPS:g}: class {np.median(lam['class', 'unilateral_surgery', s]):.0f}, "
-          f"random {np.median(lam['random', 'unilateral_surgery', s]):.0f}")
+    shares = {
+        "PCGrad": thirds(dot["class", "pcgrad", s], lambda x: x < 0),
+        "eps=0": thirds(lam["class", "unilateral eps=0", s], lambda x: x > 0),
+        "eps=1": thirds(lam["class", "unilateral eps=1", s], lambda x: x > 0),
+    }
+    print(
+        f"seed {s}: "
+        + ", ".join(f"{k} {np.round(v, 2).tolist()}" for k, v in shares.items())
+        + f"\n{'':8s}median lambda* at eps={EPS:g}: class "
+        f"{np.median(lam['class', 'unilateral_surgery', s]):.0f}, "
+        f"random {np.median(lam['random', 'unilateral_surgery', s]):.0f}; active on "
+        f"{np.mean(lam['class', 'unilateral_surgery', s] > 0):.0%} and "
+        f"{np.mean(lam['random', 'unilateral_surgery', s] > 0):.0%} of the steps"
+    )
 
 fig, axes = plt.subplots(1, 3, figsize=(16, 4))
 for s in SEEDS:
     axes[0].plot(lam["class", "unilateral eps=0", s], lw=1, label=f"eps = 0, seed {s}")
-    axes[1].plot(lam["class", "unilateral_surgery", s], lw=1, label=f"eps = {EPS:g}, seed {s}")
-    axes[2].plot(np.cumsum(dot["class", "pcgrad", s] < 0) / np.arange(1, len(dot["class", "pcgrad", s]) + 1),
-                 lw=1, label=f"seed {s}")
+    axes[1].plot(
+        lam["class", "unilateral_surgery", s], lw=1, label=f"eps = {EPS:g}, seed {s}"
+    )
+    axes[2].plot(
+        np.cumsum(dot["class", "pcgrad", s] < 0)
+        / np.arange(1, len(dot["class", "pcgrad", s]) + 1),
+        lw=1,
+        label=f"seed {s}",
+    )
 axes[0].set_yscale("symlog", linthresh=0.1)
 axes[1].set_yscale("log")
-for ax, title in zip(axes, (r"$\lambda^*$ along unilateral surgery, $\epsilon = 0$ (A-GEM)",
-                            rf"$\lambda^*$ along unilateral surgery, $\epsilon = {EPS:g}$ (default)",
-                            "PCGrad: running share of conflicting steps")):
+for ax, title in zip(
+    axes,
+    (
+        r"$\lambda^*$ along unilateral surgery, $\epsilon = 0$ (A-GEM)",
+        rf"$\lambda^*$ along unilateral surgery, $\epsilon = {EPS:g}$ (default)",
+        "PCGrad: running share of conflicting steps",
+    ),
+):
     ax.set_xlabel("step")
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
@@ -844,22 +1091,29 @@ fig.tight_layout()
 plt.show()
 
 for s in SEEDS:
-    pc, a0 = thirds(dot["class", "pcgrad", s], lambda x: x < 0), thirds(lam["class", "unilateral eps=0", s], lambda x: x > 0)
-    # 11. Batch conflicts are common from the start, and by the last third of every run nearly every step conflicts.
+    pc, a0 = (
+        thirds(dot["class", "pcgrad", s], lambda x: x < 0),
+        thirds(lam["class", "unilateral eps=0", s], lambda x: x > 0),
+    )
+    # 11. Batch conflicts are common from the start, and by the last third of every run
+    #     nearly every step conflicts.
     assert pc[0] > 0.3 and pc[2] > 0.9 and pc[0] < pc[2]
     assert 0 < a0[0] < a0[2] and a0[2] > 0.9
-    # 12. With eps < 0 the constraint is active at every step, and lambda* is large: the retain term dominates.
+    # 12. With eps < 0 the constraint is active unless <g_r, g_f> > |eps|, which a batch
+    #     pair rarely reaches: active on nine steps in ten or more, and lambda* is
+    #     large: the retain term dominates.
     for sc in ("class", "random"):
-        assert (lam[sc, "unilateral_surgery", s] > 0).all() and np.median(lam[sc, "unilateral_surgery", s]) > 10
+        lam_us = lam[sc, "unilateral_surgery", s]
+        assert np.mean(lam_us > 0) > 0.9 and np.median(lam_us) > 10
     # 13. eps = 1 tolerates the early conflicts: lambda* = 0 throughout the first third.
     assert thirds(lam["class", "unilateral eps=1", s], lambda x: x > 0)[0] == 0
 
 # %% [markdown]
 # With $\epsilon = 0$ the surgery is rare at the start and constant at the end. That is chapter 04's picture
-# again, seen through mini-batches: the conflict grows along the run. PCGrad operates on most of its steps from the
-# start. Its retain batches and forget batches are drawn independently, and their noisy gradients disagree often
+# again, seen through mini-batches: the conflict grows along the run. PCGrad operates on a large share of its steps (a
+# third or more) from the start. Its retain batches and forget batches are drawn independently, and their noisy gradients disagree often
 # even at $\theta_0$ (section 5.2). With $\epsilon = 1$ nothing happens in the first third: the tolerance absorbs
-# the small early conflicts. With the default $\epsilon = -1$ the constraint binds at every step, with a median
+# the small early conflicts. With the default $\epsilon = -1$ the constraint binds on nearly every step, with a median
 # multiplier in the tens to hundreds; section 5.6 explains why.
 #
 # ### The retain loss, step by step
@@ -879,7 +1133,14 @@ axes[0].set_title(f"Retain loss along each run (class-wise, seed {SEEDS[0]})")
 axes[0].legend(fontsize=8)
 for m in PROBED:
     jumps = np.concatenate([np.diff(curve[m, s]) for s in SEEDS])
-    axes[1].hist(jumps, bins=np.linspace(-0.02, 0.05, 71), histtype="step", lw=1.2, label=m, log=True)
+    axes[1].hist(
+        jumps,
+        bins=np.linspace(-0.02, 0.05, 71),
+        histtype="step",
+        lw=1.2,
+        label=m,
+        log=True,
+    )
 axes[1].set_xlabel("change of the probe retain loss in one step")
 axes[1].set_ylabel("number of steps (all seeds, log scale)")
 axes[1].set_title("Per-step retain-loss changes")
@@ -888,29 +1149,39 @@ fig.tight_layout()
 plt.show()
 
 for m in PROBED:
-    end = [curve[m, s][-1] for s in SEEDS]
-    up = [float(np.mean(np.diff(curve[m, s]) > 0)) for s in SEEDS]
-    big = [float(np.diff(curve[m, s]).max()) for s in SEEDS]
-    print(f"{m:19s} probe loss at theta_0 {np.mean([curve[m, s][0] for s in SEEDS]):.4f}, at the stop "
-          f"{np.round(end, 3).tolist()}; share of steps that raise it {np.round(up, 2).tolist()}; "
-          f"largest rise in one step {np.round(big, 4).tolist()}")
+    end = [round(float(curve[m, s][-1]), 3) for s in SEEDS]
+    up = [round(float(np.mean(np.diff(curve[m, s]) > 0)), 2) for s in SEEDS]
+    big = [round(float(np.diff(curve[m, s]).max()), 4) for s in SEEDS]
+    print(
+        f"{m:19s} probe loss at theta_0 "
+        f"{np.mean([curve[m, s][0] for s in SEEDS]):.4f}, "
+        f"at the stop {end}\n{'':20s}share of steps raising it "
+        f"{up}; largest rise {big}"
+    )
 
 for s in SEEDS:
     end = {m: curve[m, s][-1] for m in PROBED}
     jump = {m: np.diff(curve[m, s]).max() for m in PROBED}
-    # 14. When they stop, both unilateral variants have raised the retain loss less than GA; eps = -1 less than eps = 0.
+    # 14. When they stop, both unilateral variants have raised the retain loss less than
+    #     GA; eps = -1 less than eps = 0.
     assert end["unilateral_surgery"] < end["unilateral eps=0"] < end["ga"]
     # 15. GA's largest single-step rise exceeds that of every surgery method.
-    assert all(jump["ga"] > jump[m] for m in ("pcgrad", "unilateral_surgery", "unilateral eps=0"))
-    # 16. Yet the probe loss rises on a large share of the steps of every method, including eps = -1, whose
-    #     constraint demands a first-order decrease of the batch's retain loss at every step.
-    assert all(np.mean(np.diff(curve[m, s]) > 0) > 0.4 for m in PROBED)
+    assert all(
+        jump["ga"] > jump[m]
+        for m in ("pcgrad", "unilateral_surgery", "unilateral eps=0")
+    )
+    # 16. Yet the probe loss rises on a large share of the steps of every method, at
+    #     least a quarter (with 100 or more steps per run the binomial error of a share
+    #     is below 0.05), including eps = -1, whose constraint demands a first-order
+    #     decrease of the batch's retain loss at every step.
+    assert all(np.mean(np.diff(curve[m, s]) > 0) > 0.25 for m in PROBED)
 
 # %% [markdown]
 # The surgery does protect the retain set. GA's retain loss climbs by two orders of magnitude before it stops.
 # Its worst steps, at the collapse, are much larger than any surgery step. Unilateral surgery ends lower, and the
-# default $\epsilon = -1$ lower than $\epsilon = 0$. But the protection is statistical, not step by step. On about half
-# of the steps of *every* method the probe loss goes up, even when the method's constraint promises a decrease.
+# default $\epsilon = -1$ lower than $\epsilon = 0$. But the protection is statistical, not step by step. On a large
+# share of the steps of *every* method (a quarter or more) the probe loss goes up, even when the
+# method's constraint promises a decrease.
 # Three reasons, each visible in the derivation:
 #
 # 1. **The constraint is about one batch.** $g_r$ is the gradient of 32 retain samples. A direction orthogonal to
@@ -945,47 +1216,74 @@ for s in SEEDS:
 # retain part $\lambda^* g_r$ has length about $|\epsilon|/\|g_r\|$, large when $\|g_r\|$ is small. The step with
 # $\epsilon = -1$ is then mostly a retain fine-tuning step, normalised in an unusual way, plus a little of $g_f$: a
 # NegGrad+ whose weight adapts to $1/\|g_r\|^2$. This is not the "minimal surgery" the problem was posed for, and
-# it shows how strongly the meaning of $\epsilon$ depends on the scale of the gradients (methods dossier §10.8).
+# it shows how strongly the meaning of $\epsilon$ depends on the scale of the gradients.
 
 # %%
 neg_ce64 = lambda z, y: -F.cross_entropy(z, y)
 m64 = copy.deepcopy(m0).double()
 ratios = []
 for xf, yf, xr, yr in pairs0:
-    g_f64, g_r64 = loss_grad(m64, xf.double(), yf, neg_ce64), loss_grad(m64, xr.double(), yr)
+    g_f64, g_r64 = (
+        loss_grad(m64, xf.double(), yf, neg_ce64),
+        loss_grad(m64, xr.double(), yr),
+    )
     _, lam_ = unlearnlib.grads.unilateral_surgery(g_f64, g_r64, EPS)
     ratios.append(((lam_ * g_r64).norm() / g_f64.norm()).item())
-print(f"eps = {EPS:g} at theta_0, 20 mini-batch pairs: ||lambda* g_r|| / ||g_f|| has median {np.median(ratios):.0f} "
-      f"(range {min(ratios):.0f} to {max(ratios):.0f})")
-assert min(ratios) > 1 and np.median(ratios) > 10                # the retain term dominates the step
+print(
+    f"eps = {EPS:g} at theta_0, 20 mini-batch pairs: ||lambda* g_r|| / ||g_f|| has "
+    f"median {np.median(ratios):.0f} (range {min(ratios):.0f} to {max(ratios):.0f})"
+)
+assert min(ratios) > 1 and np.median(ratios) > 10  # the retain term dominates the step
 
-xf, yf, xr, yr = next(p for p in pairs0 if torch.dot(loss_grad(m0, p[0], p[1], neg_ce), loss_grad(m0, p[2], p[3])) < 0)
+xf, yf, xr, yr = next(
+    p
+    for p in pairs0
+    if torch.dot(loss_grad(m0, p[0], p[1], neg_ce), loss_grad(m0, p[2], p[3])) < 0
+)
 xf, xr = xf.double(), xr.double()
 g_f64, g_r64 = loss_grad(m64, xf, yf, neg_ce64), loss_grad(m64, xr, yr)
-etas = torch.logspace(-4, -2, 5, dtype=torch.float64)
+etas = torch.logspace(-4, -2, 5, dtype=torch.float64, device=device)
 rows_lc = {}
-for label, d in (("GA (d = g_f)", g_f64), ("eps = 0", my_unilateral(g_f64, g_r64, 0.0)[0]),
-                 (f"eps = {EPS:g}", my_unilateral(g_f64, g_r64, EPS)[0])):
+for label, d in (
+    ("GA (d = g_f)", g_f64),
+    ("eps = 0", my_unilateral(g_f64, g_r64, 0.0)[0]),
+    (f"eps = {EPS:g}", my_unilateral(g_f64, g_r64, EPS)[0]),
+):
     measured, predicted = loss_change(m64, xr, yr, d, etas)
-    rows_lc[label] = (measured.numpy(), predicted.numpy(), d.norm().item())
-print(f"a conflicting pair at theta_0: <g_f, g_r> = {torch.dot(g_f64, g_r64):.2e}, ||g_f|| = {g_f64.norm():.3f}, "
-      f"||g_r|| = {g_r64.norm():.3f}")
-print("change of this retain batch's loss after theta - eta d, for eta = " + ", ".join(f"{e:.0e}" for e in etas))
+    rows_lc[label] = (measured.cpu().numpy(), predicted.cpu().numpy(), d.norm().item())
+print(
+    f"a conflicting pair at theta_0: <g_f, g_r> = {torch.dot(g_f64, g_r64):.2e}, "
+    f"||g_f|| = {g_f64.norm():.3f}, ||g_r|| = {g_r64.norm():.3f}"
+)
+print(
+    "change of this retain batch's loss after theta - eta d, for eta = "
+    + ", ".join(f"{e:.0e}" for e in etas)
+)
 for label, (meas, pred, norm) in rows_lc.items():
-    print(f"  {label:12s} ||d|| = {norm:7.3f}  measured " + " ".join(f"{v:+.2e}" for v in meas)
-          + "\n  " + " " * 30 + "predicted " + " ".join(f"{v:+.2e}" for v in pred))
+    print(
+        f"  {label:12s} ||d|| = {norm:7.3f}  measured "
+        + " ".join(f"{v:+.2e}" for v in meas)
+        + "\n  "
+        + " " * 30
+        + "predicted "
+        + " ".join(f"{v:+.2e}" for v in pred)
+    )
 
 meas0, pred0, _ = rows_lc["eps = 0"]
 measE, predE, _ = rows_lc[f"eps = {EPS:g}"]
 measG, predG, _ = rows_lc["GA (d = g_f)"]
-# GA raises this batch's retain loss at first order; eps = 0 removes the first-order term exactly ...
+# GA raises this batch's retain loss at first order; eps = 0 removes the first-order
+# term exactly ...
 assert (predG > 0).all() and np.allclose(measG[:2], predG[:2], rtol=0.05)
 assert np.abs(pred0).max() < 1e-12 * np.abs(predG).max()
-# ... but the loss still rises, at second order: ten times the step, a hundred times the rise
+# ... but the loss still rises, at second order: ten times the step, a hundred times the
+# rise
 assert (meas0 > 0).all() and 80 < meas0[2] / meas0[0] < 120
 # eps < 0 gives the promised first-order decrease, -eta |eps|, for small steps
-assert np.allclose(predE, -etas.numpy() * abs(EPS)) and np.allclose(measE[0], predE[0], rtol=0.1)
-assert measE[-1] > 0                                               # ... and overshoots at the largest step
+assert np.allclose(predE, -etas.cpu().numpy() * abs(EPS)) and np.allclose(
+    measE[0], predE[0], rtol=0.1
+)
+assert measE[-1] > 0  # ... and overshoots at the largest step
 
 # %% [markdown]
 # On this batch pair GA's direction raises the retain loss at first order, as a conflict means. The one-sided
@@ -1004,10 +1302,15 @@ assert measE[-1] > 0                                               # ... and ove
 # wrapping the two entry points of autograd, `torch.autograd.backward` (behind `loss.backward()`) and
 # `torch.autograd.grad`, while each method takes ten steps.
 
+
 # %%
 def backward_passes_per_step(name, steps=10):
-    with mock.patch.object(torch.autograd, "backward", wraps=torch.autograd.backward) as b, \
-            mock.patch.object(torch.autograd, "grad", wraps=torch.autograd.grad) as g:
+    with (
+        mock.patch.object(
+            torch.autograd, "backward", wraps=torch.autograd.backward
+        ) as b,
+        mock.patch.object(torch.autograd, "grad", wraps=torch.autograd.grad) as g,
+    ):
         get_method(name)(m0, task, steps=steps, stop_at=None)
     return (b.call_count + g.call_count) / steps
 
@@ -1026,8 +1329,10 @@ assert passes == {"ga": 1, "neggrad_plus": 1, "pcgrad": 2, "unilateral_surgery":
 
 # %%
 times = step_times(COST, m0, task, batch_size=32, budgets=(4, 24), rounds=3)
-print("time per step: " + ", ".join(f"{m} {1e3 * np.median(t):.1f} ms ({np.median(t / times['ga']):.2f}x GA)"
-                                    for m, t in times.items()))
+print("time per step:")
+for m, t in times.items():
+    ratio = np.median(t / times["ga"])
+    print(f"  {m:20s} {1e3 * np.median(t):.1f} ms ({ratio:.2f}x GA)")
 
 # %% [markdown]
 # From the count one expects a surgery step to cost about two GA steps, about as much as a NegGrad+ step. The
@@ -1039,7 +1344,9 @@ print("time per step: " + ", ".join(f"{m} {1e3 * np.median(t):.1f} ms ({np.media
 
 # %%
 steps_c = {m: cc.per_seed(m, "steps") for m in ("ga", "pcgrad", "unilateral_surgery")}
-print("class-wise steps per seed: " + ", ".join(f"{m} {v.astype(int).tolist()}" for m, v in steps_c.items()))
+print("class-wise steps per seed:")
+for m, v in steps_c.items():
+    print(f"  {m:20s} {v.astype(int).tolist()}")
 assert (np.abs(steps_c["unilateral_surgery"] / steps_c["ga"] - 1) < 0.25).all()
 assert (steps_c["pcgrad"] > steps_c["ga"]).all()
 
@@ -1061,13 +1368,13 @@ assert (steps_c["pcgrad"] > steps_c["ga"]).all()
 #   SLSQP and the library.
 # - As methods, both take two backward passes per step, about twice a GA step. Our from-scratch loop reproduces
 #   the library's methods exactly.
-# - **On digits**, in class-wise forgetting, PCGrad and unilateral surgery beat GA on every seed, as the papers
-#   claim. NegGrad+ beat unilateral surgery on every seed. Tuned by the same rule, NegGrad+ was at least as good
-#   as PCGrad. Random forgetting separated nothing.
+# - **On digits**, in class-wise forgetting, PCGrad beat GA on every seed and unilateral surgery on average, as
+#   the papers claim. NegGrad+ beat unilateral surgery on every seed, and PCGrad was within the seed noise of
+#   NegGrad+. Random forgetting separated nothing.
 # - The held-out rule chose a negative tolerance, $\epsilon = -1$. At a trained model, zero first-order damage
 #   still means second-order damage ({eq}`eq-05-second-order`), and a small $\|g_r\|$ makes $\lambda^*$ large.
-#   The method then behaves like NegGrad+ with an adaptive weight. The retain loss on a probe rose on about half of
-#   the steps of every method: a per-batch, first-order constraint, applied before momentum, protects the retain
+#   The method then behaves like NegGrad+ with an adaptive weight. The retain loss on a probe rose on a quarter or more
+#   of the steps of every method: a per-batch, first-order constraint, applied before momentum, protects the retain
 #   set on average, not step by step.
 #
 # ## Exercises

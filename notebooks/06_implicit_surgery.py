@@ -71,7 +71,13 @@ from unlearnlib.bench import step_times
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.diagnostics import count_passes, loss_change, neg_ce
 from unlearnlib.experiment import compare_methods
-from unlearnlib.grads import flatten, loss_grad, trainable, unflatten, unilateral_surgery
+from unlearnlib.grads import (
+    flatten,
+    loss_grad,
+    trainable,
+    unflatten,
+    unilateral_surgery,
+)
 from unlearnlib.methods import REGISTRY
 from unlearnlib.methods._loop import forget_target, run_unlearning
 from unlearnlib.methods.implicit import dual_step, eps_from_code_error, implicit_surgery
@@ -83,10 +89,16 @@ device = unlearnlib.config.get_device()
 cfg = TrainConfig.from_profile(profile)
 SEEDS = list(range(profile.seeds))
 FORGET_CLASS = 3
-DEFAULTS = {k: p.default for k, p in inspect.signature(implicit_surgery).parameters.items()
-            if k in ("epochs", "lr", "eps", "dual_lr", "lam0", "batch_size", "check_every")}
+DEFAULTS = {
+    k: p.default
+    for k, p in inspect.signature(implicit_surgery).parameters.items()
+    if k in ("epochs", "lr", "eps", "dual_lr", "lam0", "batch_size", "check_every")
+}
 MOMENTUM = inspect.signature(run_unlearning).parameters["momentum"].default
-print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
+print(
+    f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, "
+    f"seeds {SEEDS}, device {device}"
+)
 print("implicit_surgery defaults:", DEFAULTS, f"(SGD momentum of the loop: {MOMENTUM})")
 
 # %% [markdown]
@@ -158,7 +170,7 @@ def lagrangian(d, lam, g_f, g_r, eps):
 
 
 def dual(lam, g_f, g_r, eps):
-    return lagrangian(g_f + lam * g_r, lam, g_f, g_r, eps)     # q(λ) = L(d(λ), λ)
+    return lagrangian(g_f + lam * g_r, lam, g_f, g_r, eps)  # q(λ) = L(d(λ), λ)
 
 
 d_star, lam_star_toy = unilateral_surgery(gf_toy, gr_toy, eps_toy)
@@ -167,20 +179,35 @@ c_toy, G_toy = float(gr_toy @ gf_toy), float(gr_toy @ gr_toy)
 for lam_v in (0.2, float(lam_star_toy), 2.5):
     lam_t = torch.tensor(lam_v, dtype=torch.float64, requires_grad=True)
     d_t = (gf_toy + lam_t * gr_toy).detach().requires_grad_(True)
-    grad_d, = torch.autograd.grad(lagrangian(d_t, lam_v, gf_toy, gr_toy, eps_toy), d_t)
-    assert grad_d.abs().max() < 1e-12                                            # d(λ) minimises L(·, λ)
+    (grad_d,) = torch.autograd.grad(
+        lagrangian(d_t, lam_v, gf_toy, gr_toy, eps_toy), d_t
+    )
+    assert grad_d.abs().max() < 1e-12  # d(λ) minimises L(·, λ)
     q_v = dual(lam_t, gf_toy, gr_toy, eps_toy)
-    assert math.isclose(q_v.item(), -0.5 * lam_v**2 * G_toy - lam_v * (c_toy + eps_toy), rel_tol=1e-12)  # (eq-06-dual)
-    dq, = torch.autograd.grad(q_v, lam_t)
-    assert math.isclose(dq.item(), -(float(gr_toy @ (gf_toy + lam_v * gr_toy)) + eps_toy), rel_tol=1e-10, abs_tol=1e-12)
+    assert math.isclose(
+        q_v.item(), -0.5 * lam_v**2 * G_toy - lam_v * (c_toy + eps_toy), rel_tol=1e-12
+    )  # (eq-06-dual)
+    (dq,) = torch.autograd.grad(q_v, lam_t)
+    assert math.isclose(
+        dq.item(),
+        -(float(gr_toy @ (gf_toy + lam_v * gr_toy)) + eps_toy),
+        rel_tol=1e-10,
+        abs_tol=1e-12,
+    )
 grid = torch.linspace(0, 3 * float(lam_star_toy), 30001, dtype=torch.float64)
 q_grid = -0.5 * grid**2 * G_toy - grid * (c_toy + eps_toy)
 lam_grid = grid[q_grid.argmax()].item()
-assert abs(lam_grid - float(lam_star_toy)) <= grid[1].item()                     # argmax of q = λ*
-assert math.isclose(dual(lam_star_toy, gf_toy, gr_toy, eps_toy).item(),        # strong duality
-                    0.5 * (d_star - gf_toy).pow(2).sum().item(), rel_tol=1e-10)
-print(f"λ* (closed form, chapter 05) = {float(lam_star_toy):.6f}; argmax of q on a grid = {lam_grid:.6f}; "
-      f"q(λ*) = primal optimum = {0.5 * (d_star - gf_toy).pow(2).sum().item():.6f}")
+assert abs(lam_grid - float(lam_star_toy)) <= grid[1].item()  # argmax of q = λ*
+assert math.isclose(
+    dual(lam_star_toy, gf_toy, gr_toy, eps_toy).item(),  # strong duality
+    0.5 * (d_star - gf_toy).pow(2).sum().item(),
+    rel_tol=1e-10,
+)
+print(
+    f"λ* (closed form, chapter 05) = {float(lam_star_toy):.6f}; "
+    f"argmax of q on a grid = {lam_grid:.6f};\n"
+    f"q(λ*) = primal optimum = {0.5 * (d_star - gf_toy).pow(2).sum().item():.6f}"
+)
 
 # %% [markdown]
 # ## Replacing the inner product by a measured loss change
@@ -227,8 +254,9 @@ print(f"λ* (closed form, chapter 05) = {float(lam_star_toy):.6f}; argmax of q o
 # tracks the target rather than solving for it at each step.
 #
 # We check {eq}`eq-06-fd` on the real network in float64, so that rounding cannot hide the bias. We take the model
-# partway through an unlearning run (60 gradient-ascent steps from $\theta_0$ on seed 0's class-3 task, where
-# forget and retain gradients conflict), the whole forget set, and a retain batch of 64. The bias divided by
+# partway through an unlearning run (gradient ascent from $\theta_0$ on seed 0's class-3 task, stopped at the first
+# of 60, 80, 100, ... steps at which the forget and retain gradients conflict), the whole forget set, and a retain
+# batch of 64. The bias divided by
 # $\eta$ must be $-\tfrac12 d^\top H_r d$, with the curvature term computed exactly as a Hessian-vector product
 # (double backward). `unlearnlib.diagnostics.loss_change` (chapter 04) evaluates the
 # measured change and its first-order prediction.
@@ -237,15 +265,23 @@ print(f"λ* (closed form, chapter 05) = {float(lam_star_toy):.6f}; argmax of q o
 data = load_dataset(profile.dataset).to(device)
 task0 = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
 m0 = original_model(data, cfg, seed=0, device=device)
-mid = REGISTRY["ga"](m0, task0, steps=60, stop_at=None)          # a state in the middle of unlearning
-m64 = copy.deepcopy(mid).double()
 xf64, yf64 = task0.x_forget.double(), task0.y_forget
 xr64, yr64 = task0.x_retain[:64].double(), task0.y_retain[:64]
-gf_net = loss_grad(m64, xf64, yf64, neg_ce)
-gr_net = loss_grad(m64, xr64, yr64)
+# a state in the middle of unlearning: the first of 60, 80, ... GA steps at which the
+# forget and retain gradients conflict (chapter 04: the run creates the conflict)
+for mid_steps in range(60, 201, 20):
+    mid = REGISTRY["ga"](m0, task0, steps=mid_steps, stop_at=None)
+    m64 = copy.deepcopy(mid).double()
+    gf_net = loss_grad(m64, xf64, yf64, neg_ce)
+    gr_net = loss_grad(m64, xr64, yr64)
+    if gf_net @ gr_net < 0:
+        break
 _, lam_star_net = unilateral_surgery(gf_net, gr_net, 0.0)
-print(f"cos(g_f, g_r) = {(gf_net @ gr_net / (gf_net.norm() * gr_net.norm())).item():.3f}, "
-      f"‖g_r‖² = {(gr_net @ gr_net).item():.4f}, λ* (ε = 0) = {lam_star_net.item():.4f}")
+cos_net = (gf_net @ gr_net / (gf_net.norm() * gr_net.norm())).item()
+print(
+    f"after {mid_steps} GA steps: cos(g_f, g_r) = {cos_net:.3f}, "
+    f"‖g_r‖² = {(gr_net @ gr_net).item():.4f}, λ* (ε = 0) = {lam_star_net.item():.4f}"
+)
 assert gf_net @ gr_net < 0, "the check needs conflicting gradients"
 
 params64 = {k: v.detach() for k, v in trainable(m64).items()}
@@ -253,14 +289,17 @@ theta64 = flatten(params64)
 
 
 def retain_loss_at(flat):
-    return F.cross_entropy(functional_call(m64, unflatten(flat, params64), (xr64,)), yr64)
+    return F.cross_entropy(
+        functional_call(m64, unflatten(flat, params64), (xr64,)), yr64
+    )
 
 
 def half_curvature(d):
-    """½ dᵀ H_r d, with the Hessian-vector product by double backward (exact, no finite differences)."""
+    """½ dᵀ H_r d, with the Hessian-vector product by double backward (exact, no finite
+    differences)."""
     theta = theta64.clone().requires_grad_(True)
-    g, = torch.autograd.grad(retain_loss_at(theta), theta, create_graph=True)
-    hvp, = torch.autograd.grad(g @ d, theta)
+    (g,) = torch.autograd.grad(retain_loss_at(theta), theta, create_graph=True)
+    (hvp,) = torch.autograd.grad(g @ d, theta)
     return 0.5 * (d @ hvp).item()
 
 
@@ -268,23 +307,36 @@ SMALL, LARGE = [3e-6, 1e-6], [1e-4, DEFAULTS["lr"]]
 for lam_v in (0.0, lam_star_net.item()):
     d = gf_net + lam_v * gr_net
     half_curv = half_curvature(d)
-    etas = torch.tensor(SMALL + LARGE, dtype=torch.float64)
+    etas = torch.tensor(SMALL + LARGE, dtype=torch.float64, device=device)
     measured, predicted = loss_change(m64, xr64, yr64, d, etas)
-    fd, inner = -measured / etas, -predicted / etas                 # the probe, and ⟨g_r, d⟩
-    ratio = ((fd - inner) / etas / -half_curv).tolist()           # measured bias / predicted bias
-    print(f"λ = {lam_v:.3f}: ⟨g_r, d⟩ = {inner[0].item():+.3e}, −½ dᵀH_r d = {-half_curv:+.3e}; "
-          f"measured bias / (−η/2 dᵀH_r d) at η = " + ", ".join(f"{e:g}: {r:.3f}" for e, r in zip(etas.tolist(), ratio)))
-    assert all(abs(r - 1) < 0.03 for r in ratio[:len(SMALL)]), "small steps: the bias is −(η/2) dᵀ H_r d"
-    assert all(0.5 < r < 3 for r in ratio[len(SMALL):]), "larger steps: same sign and order of magnitude"
+    fd, inner = -measured / etas, -predicted / etas  # the probe, and ⟨g_r, d⟩
+    ratio = (
+        (fd - inner) / etas / -half_curv
+    ).tolist()  # measured bias / predicted bias
+    print(
+        f"λ = {lam_v:.3f}: ⟨g_r, d⟩ = {inner[0].item():+.3e}, "
+        f"−½ dᵀH_r d = {-half_curv:+.3e};\nmeasured bias / (−η/2 dᵀH_r d) at η = "
+        + ", ".join(f"{e:g}: {r:.3f}" for e, r in zip(etas.tolist(), ratio))
+    )
+    assert all(abs(r - 1) < 0.03 for r in ratio[: len(SMALL)]), (
+        "small steps: the bias is −(η/2) dᵀ H_r d"
+    )
+    assert all(0.5 < r < 3 for r in ratio[len(SMALL) :]), (
+        "larger steps: same sign and order of magnitude"
+    )
     if lam_v == 0.0:
         rel_at_lr = abs((fd[-1] - inner[-1]) / inner[-1]).item()
-print(f"at the default lr η = {DEFAULTS['lr']:g}, for d = g_f, the bias is {100 * rel_at_lr:.2f} % of ⟨g_r, d⟩")
+print(
+    f"at the default lr η = {DEFAULTS['lr']:g}, for d = g_f, the bias is "
+    f"{100 * rel_at_lr:.2f} % of ⟨g_r, d⟩"
+)
 assert rel_at_lr < 0.05
 
 # %% [markdown]
 # The bias behaves as {eq}`eq-06-fd` says for small steps: divided by $\eta$ it equals $-\tfrac12 d^\top H_r d$
-# to within a few per thousand, so it is first order in $\eta$. At the step sizes of real training, around
-# $10^{-4}$, the measured bias is somewhat larger than the quadratic prediction but of the same sign and order.
+# to better than 3 %, so it is first order in $\eta$. At the step sizes of real training, around
+# $10^{-4}$, the measured bias departs from the quadratic prediction (by a factor between 0.5 and 3), but keeps its
+# sign and order of magnitude.
 # The reason is that a ReLU network is only piecewise smooth: along a longer step some units switch on or off,
 # and the Taylor expansion {eq}`eq-06-taylor` holds only between such switches. Either way, at the library's
 # learning rate the bias is a small fraction of the signal (printed above). Its sign matters more than its size
@@ -321,8 +373,8 @@ assert rel_at_lr < 0.05
 #   (which *descends*: $w$ grows when $\delta < 0$), and clips $w$ at 0.
 #
 # The structure is the same as {eq}`eq-06-implicit`: the multiplier grows when the signal is negative. The
-# equilibrium differs, though: $\delta = 0$ when the log retain loss *falls* by `error` per step. The dossier of
-# this book (methods §7.6) calls this a required improvement, i.e. a negative tolerance. We make the comparison
+# equilibrium differs, though: $\delta = 0$ when the log retain loss *falls* by `error` per step, a required
+# improvement, i.e. a negative tolerance. We make the comparison
 # exact to first order (our derivation). Write $\Delta = \ell_r(\theta_t) - \ell_r(\theta_{t+1})$. Then
 # $\log\ell_r(\theta_t) - \log\ell_r(\theta_{t+1}) = \Delta/\ell_r + O(\Delta^2/\ell_r^2)$, so
 #
@@ -345,23 +397,50 @@ for error, lr_c in ((0.01, 3e-3), (0.05, 5e-3)):
         after = before * (1 - rel)
         code = torch.log(before) - torch.log(after) - error
         paper = (before - after) / lr_c + eps_c
-        assert abs(code - lr_c / before * paper) <= rel**2                   # (eq-06-code-eps), to first order
+        assert (
+            abs(code - lr_c / before * paper) <= rel**2
+        )  # (eq-06-code-eps), to first order
         assert torch.sign(code) == torch.sign(paper)
 print("code's δ = (η/ℓ_r) × paper's δ with ε = −error·ℓ_r/η, up to O(Δ²/ℓ_r²): checked")
 
 loss_r0 = per_sample_loss(m0, task0.x_retain, task0.y_retain).mean()
 lr_def = DEFAULTS["lr"]
 print(f"our network (seed 0): ℓ_r(θ0) over D_r = {loss_r0:.4f}, default η = {lr_def:g}")
-for error, what in ((0.01, "CIFAR-10 random 10 %"), (0.03, "argument-parser default"), (0.05, "CIFAR-10 class-wise")):
-    print(f"  official error = {error:<5} ({what:24s}) -> ε = {eps_from_code_error(error, loss_r0, lr_def):+.3f}")
-pairs = [(task0.x_forget[i:i + 32], task0.y_forget[i:i + 32], task0.x_retain[j:j + 32], task0.y_retain[j:j + 32])
-         for i, j in zip(range(0, 96, 32), range(0, 960, 320))]
-c0 = np.median([abs((loss_grad(m0, xr_, yr_) @ loss_grad(m0, xf_, yf_, neg_ce)).item()) for xf_, yf_, xr_, yr_ in pairs])
-print(f"  compare: median |⟨g_r, g_f⟩| of {len(pairs)} pairs of batches at θ0 = {c0:.5f}")
+for error, what in (
+    (0.01, "CIFAR-10 random 10 %"),
+    (0.03, "argument-parser default"),
+    (0.05, "CIFAR-10 class-wise"),
+):
+    print(
+        f"  official error = {error:<5} ({what:24s}) -> "
+        f"ε = {eps_from_code_error(error, loss_r0, lr_def):+.3f}"
+    )
+pairs = [
+    (
+        task0.x_forget[i : i + 32],
+        task0.y_forget[i : i + 32],
+        task0.x_retain[j : j + 32],
+        task0.y_retain[j : j + 32],
+    )
+    for i, j in zip(range(0, 96, 32), range(0, 960, 320))
+]
+c0 = np.median(
+    [
+        abs((loss_grad(m0, xr_, yr_) @ loss_grad(m0, xf_, yf_, neg_ce)).item())
+        for xf_, yf_, xr_, yr_ in pairs
+    ]
+)
+print(
+    f"  compare: median |⟨g_r, g_f⟩| of {len(pairs)} pairs of batches at θ0 = {c0:.5f}"
+)
 assert abs(eps_from_code_error(0.01, loss_r0, lr_def)) > 10 * c0
-eps_explicit = inspect.signature(REGISTRY["unilateral_surgery"]).parameters["eps"].default
-print(f"defaults chosen by the oracle-free rule: implicit_surgery ε = {DEFAULTS['eps']}, "
-      f"unilateral_surgery ε = {eps_explicit}")
+eps_explicit = (
+    inspect.signature(REGISTRY["unilateral_surgery"]).parameters["eps"].default
+)
+print(
+    f"defaults chosen by the oracle-free rule: implicit_surgery ε = {DEFAULTS['eps']}, "
+    f"unilateral_surgery ε = {eps_explicit}"
+)
 
 # %% [markdown]
 # The official hyperparameters were tuned for a ResNet-18 on CIFAR-10 with the code's log losses and Adam, so their
@@ -425,58 +504,111 @@ print(f"defaults chosen by the oracle-free rule: implicit_surgery ε = {DEFAULTS
 # probe is the network's real retain loss at $\theta - \eta d(\lambda)$, so the finite-difference bias is in). **(c)**
 # The toy with heavy-ball momentum $\mu = 0.9$, at $\beta G = 2.1$ (now stable) and $3.9$ (above $2(1+\mu) = 3.8$).
 
+
 # %%
-def frozen_dual(g_f, g_r, retain_loss, ratio, *, eps=0.0, lr=1e-4, iters=150, momentum=0.0):
-    """Implicit dual steps with θ frozen: each trial step θ − η·b is measured with the real loss and undone."""
+def frozen_dual(
+    g_f, g_r, retain_loss, ratio, *, eps=0.0, lr=1e-4, iters=150, momentum=0.0
+):
+    """Implicit dual steps with θ frozen: each trial step θ − η·b is measured with the
+    real loss and undone."""
     beta = ratio / float(g_r @ g_r)
-    lam, buf, out = torch.zeros((), dtype=g_f.dtype), torch.zeros_like(g_f), []
+    lam, buf, out = (
+        torch.zeros((), dtype=g_f.dtype, device=g_f.device),
+        torch.zeros_like(g_f),
+        [],
+    )
     base = retain_loss(torch.zeros_like(g_f))
     for _ in range(iters):
-        buf = momentum * buf + (g_f + lam * g_r)                          # d(λ) = g_f + λ g_r: frozen gradients
+        buf = momentum * buf + (g_f + lam * g_r)  # d(λ) = g_f + λ g_r: frozen gradients
         lam = dual_step(lam, base, retain_loss(lr * buf), lr, eps, beta)
         out.append(float(lam))
     return np.array(out)
 
 
 kappa = 0.05
-b_toy = gr_toy                                                    # ℓ_r(θ) = ⟨b, θ⟩ + ½ κ‖θ‖² around θ = 0
-toy_loss = lambda step: -(b_toy @ step) + 0.5 * kappa * step @ step   # evaluated at θ = −step
+b_toy = gr_toy  # ℓ_r(θ) = ⟨b, θ⟩ + ½ κ‖θ‖² around θ = 0
+toy_loss = lambda step: (
+    -(b_toy @ step) + 0.5 * kappa * step @ step
+)  # evaluated at θ = −step
 _, lam_star_t0 = unilateral_surgery(gf_toy, gr_toy, 0.0)
 net_loss = lambda step: retain_loss_at(theta64 - step)
 RATIOS = (0.5, 1.9, 2.1)
-runs = {"toy": {r: frozen_dual(gf_toy, gr_toy, toy_loss, r) for r in RATIOS},
-        "net": {r: frozen_dual(gf_net, gr_net, net_loss, r) for r in RATIOS},
-        "momentum": {r: frozen_dual(gf_toy, gr_toy, toy_loss, r, iters=400, momentum=MOMENTUM) for r in (2.1, 3.9)}}
-targets = {"toy": float(lam_star_t0), "net": lam_star_net.item(), "momentum": float(lam_star_t0)}
+runs = {
+    "toy": {r: frozen_dual(gf_toy, gr_toy, toy_loss, r) for r in RATIOS},
+    "net": {r: frozen_dual(gf_net, gr_net, net_loss, r) for r in RATIOS},
+    "momentum": {
+        r: frozen_dual(gf_toy, gr_toy, toy_loss, r, iters=400, momentum=MOMENTUM)
+        for r in (2.1, 3.9)
+    },
+}
+targets = {
+    "toy": float(lam_star_t0),
+    "net": lam_star_net.item(),
+    "momentum": float(lam_star_t0),
+}
 for kind, res in runs.items():
     for r, lam_path in res.items():
         tail = lam_path[-20:]
-        print(f"{kind:8s} βG = {r}: last λ {tail[-1]:.5f} (λ* = {targets[kind]:.5f}); last 20 iterates span "
-              f"[{tail.min():.4f}, {tail.max():.4f}]")
+        print(
+            f"{kind:8s} βG = {r}: last λ {tail[-1]:.5f} (λ* = {targets[kind]:.5f}); "
+            f"last 20 iterates in [{tail.min():.4f}, {tail.max():.4f}]"
+        )
 
 lam_s = targets["toy"]
 for r in (0.5, 1.9):
-    assert abs(runs["toy"][r][-1] - lam_s) < 1e-3 * lam_s and abs(runs["net"][r][-1] - targets["net"]) < 1e-2 * targets["net"]
+    assert (
+        abs(runs["toy"][r][-1] - lam_s) < 1e-3 * lam_s
+        and abs(runs["net"][r][-1] - targets["net"]) < 1e-2 * targets["net"]
+    )
 for kind in ("toy", "net"):
     tail = runs[kind][2.1][-20:]
-    assert np.abs(tail - targets[kind]).min() > 0.9 * targets[kind], "above 2 it never settles at λ*"
-    assert (tail[::2] < 1e-12).all() or (tail[1::2] < 1e-12).all(), "... it cycles through λ = 0"
+    assert np.abs(tail - targets[kind]).min() > 0.9 * targets[kind], (
+        "above 2 it never settles at λ*"
+    )
+    assert (tail[::2] < 1e-12).all() or (tail[1::2] < 1e-12).all(), (
+        "... it cycles through λ = 0"
+    )
     assert abs(tail.max() / targets[kind] - 2.1) < 0.05, "... and through βG·λ*"
-assert abs(runs["momentum"][2.1][-1] - lam_s) < 1e-3 * lam_s, "momentum: 2.1 < 2(1 + μ) is stable"
-assert np.abs(runs["momentum"][3.9][-50:] - lam_s).max() > 0.5 * lam_s, "momentum: 3.9 > 2(1 + μ) is not"
+assert abs(runs["momentum"][2.1][-1] - lam_s) < 1e-3 * lam_s, (
+    "momentum: 2.1 < 2(1 + μ) is stable"
+)
+assert np.abs(runs["momentum"][3.9][-50:] - lam_s).max() > 0.5 * lam_s, (
+    "momentum: 3.9 > 2(1 + μ) is not"
+)
 for x, stable in ((0.05, True), (2.1, True), (3.79, True), (3.81, False)):
-    assert (np.abs(np.roots([1, -(1 + MOMENTUM - x), MOMENTUM])).max() < 1) == stable  # (eq-06-stability-momentum)
+    assert (
+        np.abs(np.roots([1, -(1 + MOMENTUM - x), MOMENTUM])).max() < 1
+    ) == stable  # (eq-06-stability-momentum)
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 SHOWN = {"toy": 40, "net": 40, "momentum": 150}
-styles = {0.5: dict(lw=2), 1.9: dict(lw=1.5), 2.1: dict(lw=1, marker=".", ms=4), 3.9: dict(lw=0.8, marker=".", ms=3)}
-for ax, kind, title in zip(axes, runs, ("(a) quadratic toy, plain step", "(b) the CNN, frozen gradients",
-                                         f"(c) toy with momentum μ = {MOMENTUM}")):
-    for r in sorted(runs[kind], reverse=True):                    # the unstable run first, underneath
-        lam_path = runs[kind][r][:SHOWN[kind]]
-        ax.plot(np.arange(1, len(lam_path) + 1), lam_path, label=fr"$\beta\|g_r\|^2 = {r}$", **styles[r])
-    ax.axhline(targets[kind], color="k", ls="--", lw=1, label=r"$\lambda^*$ (closed form)")
+styles = {
+    0.5: dict(lw=2),
+    1.9: dict(lw=1.5),
+    2.1: dict(lw=1, marker=".", ms=4),
+    3.9: dict(lw=0.8, marker=".", ms=3),
+}
+for ax, kind, title in zip(
+    axes,
+    runs,
+    (
+        "(a) quadratic toy, plain step",
+        "(b) the CNN, frozen gradients",
+        f"(c) toy with momentum μ = {MOMENTUM}",
+    ),
+):
+    for r in sorted(runs[kind], reverse=True):  # the unstable run first, underneath
+        lam_path = runs[kind][r][: SHOWN[kind]]
+        ax.plot(
+            np.arange(1, len(lam_path) + 1),
+            lam_path,
+            label=rf"$\beta\|g_r\|^2 = {r}$",
+            **styles[r],
+        )
+    ax.axhline(
+        targets[kind], color="k", ls="--", lw=1, label=r"$\lambda^*$ (closed form)"
+    )
     ax.set_xlabel("dual step $k$")
     ax.set_ylabel(r"$\lambda_k$")
     ax.set_title(title)
@@ -491,7 +623,7 @@ plt.show()
 # the finite-difference bias of §6.2, less than one per cent at $\eta = 10^{-4}$. Momentum moves the bound to
 # $2(1+\mu) = 3.8$: 2.1 becomes stable (with a slow, ringing approach), 3.9 does not.
 #
-# This is the mechanism behind a pitfall the dossier lists for this method: with a fixed $\beta$, the dual
+# This is the mechanism behind a pitfall of this method: with a fixed $\beta$, the dual
 # iteration is stable only while $\beta\|g_r\|^2$ stays in range. The official code sidesteps the choice of
 # $\beta$ with Adam on $w$, which divides the step by a running RMS of $\delta$. The alternative, normalising $\beta$
 # by $\|g_r\|^2$, needs $g_r$ itself, i.e. the second backward pass that the implicit method exists to avoid.
@@ -506,39 +638,66 @@ plt.show()
 # (`check_every=None`). The optional `diag` callback receives, *before* each step, the batches and the
 # model, so that §6.7 can compute the explicit $\lambda^*$ of exactly the step the method takes.
 
+
 # %%
 def batches(n, batch_size, gen):
-    """Endless shuffled mini-batches of range(n): a new permutation at every pass (chapter 02)."""
+    """Endless shuffled mini-batches of range(n): a new permutation at every pass
+    (chapter 02)."""
     while True:
         perm = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
-            yield perm[i:i + batch_size]
+            yield perm[i : i + batch_size]
 
 
-def my_implicit_surgery(model0, task, *, steps, lr, eps=0.0, beta=1.0, lam0=0.0, batch_size=32, seed=0,
-                        momentum=0.9, weight_decay=5e-4, stop=True, check_every=1, diag=None):
-    """Implicit gradient surgery written out. Returns the model, λ after every step and the probe's finite
-    difference (ℓ_r(θ_t) − ℓ_r(θ_{t+1}))/η of every step."""
+def my_implicit_surgery(
+    model0,
+    task,
+    *,
+    steps,
+    lr,
+    eps=0.0,
+    beta=1.0,
+    lam0=0.0,
+    batch_size=32,
+    seed=0,
+    momentum=0.9,
+    weight_decay=5e-4,
+    stop=True,
+    check_every=1,
+    diag=None,
+):
+    """Implicit gradient surgery written out. Returns the model, λ after every step and
+    the probe's finite difference (ℓ_r(θ_t) − ℓ_r(θ_{t+1}))/η of every step."""
     model = copy.deepcopy(model0).train()
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
+    )
     gen = torch.Generator().manual_seed(seed)
     xf, yf, xr, yr = task.x_forget, task.y_forget, task.x_retain, task.y_retain
-    forget_batches, retain_batches = batches(len(yf), batch_size, gen), batches(len(yr), batch_size, gen)
-    every, target = check_every or math.ceil(len(yf) / batch_size), forget_target(task, model0)
-    lam, lams, fds = torch.tensor(float(lam0)), [], []
+    forget_batches, retain_batches = (
+        batches(len(yf), batch_size, gen),
+        batches(len(yr), batch_size, gen),
+    )
+    every, target = (
+        check_every or math.ceil(len(yf) / batch_size),
+        forget_target(task, model0),
+    )
+    lam, lams, fds = torch.tensor(float(lam0), device=yf.device), [], []
     for t in range(steps):
         fi, ri = next(forget_batches).to(yf.device), next(retain_batches).to(yr.device)
         if diag is not None:
             diag(model, opt, xf[fi], yf[fi], xr[ri], yr[ri], lam)
         opt.zero_grad()
-        logits = model(torch.cat([xf[fi], xr[ri]]))                           # 1. one forward pass
-        loss_before = F.cross_entropy(logits[len(fi):], yr[ri])
-        (-F.cross_entropy(logits[:len(fi)], yf[fi]) + lam * loss_before).backward()   # 2. one backward: d(λ)
-        opt.step()                                                            # 3. the step
-        with torch.no_grad():                                                 # 4. the probe at θ_{t+1}
+        logits = model(torch.cat([xf[fi], xr[ri]]))  # 1. one forward pass
+        loss_before = F.cross_entropy(logits[len(fi) :], yr[ri])
+        (
+            -F.cross_entropy(logits[: len(fi)], yf[fi]) + lam * loss_before
+        ).backward()  # 2. one backward: d(λ)
+        opt.step()  # 3. the step
+        with torch.no_grad():  # 4. the probe at θ_{t+1}
             loss_after = F.cross_entropy(model(xr[ri]), yr[ri])
         fd = (loss_before.detach() - loss_after) / lr
-        lam = torch.clamp(lam - beta * (fd + eps), min=0.0)                  # (eq-06-implicit)
+        lam = torch.clamp(lam - beta * (fd + eps), min=0.0)  # (eq-06-implicit)
         lams.append(lam.item())
         fds.append(fd.item())
         if stop and (t + 1) % every == 0 and accuracy(model, xf, yf) <= target:
@@ -556,9 +715,12 @@ def my_implicit_surgery(model0, task, *, steps, lr, eps=0.0, beta=1.0, lam0=0.0,
 # makes it move through the projection at 0 and back up, so the check covers every branch of
 # {eq}`eq-06-implicit`.
 
+
 # %%
 def max_abs_diff(a, b):
-    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+    return max(
+        (p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters())
+    )
 
 
 theta0 = {k: v.detach().clone() for k, v in m0.state_dict().items()}
@@ -566,14 +728,26 @@ BIG, ATOL = 10_000, 1e-5
 assert BIG >= len(task0.retain_idx)
 check = dict(steps=4, lr=0.05, eps=0.01, lam0=1.0, batch_size=BIG)
 hist_lib = []
-lib = implicit_surgery(m0, task0, **check, dual_lr=100.0, stop_at=None, history=hist_lib)
+lib = implicit_surgery(
+    m0, task0, **check, dual_lr=100.0, stop_at=None, history=hist_lib
+)
 ours, hist_ours, _ = my_implicit_surgery(m0, task0, **check, beta=100.0, stop=False)
-print("λ, library:", np.round(hist_lib, 4).tolist(), " ours:", np.round(hist_ours, 4).tolist())
-print(f"largest parameter change {max_abs_diff(lib, m0):.2e}, largest difference ours vs library {max_abs_diff(lib, ours):.1e}")
-assert min(hist_lib) == 0.0 and max(hist_lib) > 1.0                  # projected, then grew: not vacuous
+print(
+    "λ, library:",
+    np.round(hist_lib, 4).tolist(),
+    " ours:",
+    np.round(hist_ours, 4).tolist(),
+)
+print(
+    f"largest parameter change {max_abs_diff(lib, m0):.2e}, "
+    f"largest difference ours vs library {max_abs_diff(lib, ours):.1e}"
+)
+assert min(hist_lib) == 0.0 and max(hist_lib) > 1.0  # projected, then grew: not vacuous
 np.testing.assert_allclose(hist_ours, hist_lib, rtol=1e-5, atol=1e-6)
 assert max_abs_diff(lib, m0) > 50 * ATOL and max_abs_diff(lib, ours) < ATOL
-assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), "the library mutated its input"
+assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), (
+    "the library mutated its input"
+)
 
 # %% [markdown]
 # With the same generator calls our loop also reproduces the library on ordinary mini-batches. We check 40
@@ -583,10 +757,22 @@ assert all(torch.equal(v, m0.state_dict()[k]) for k, v in theta0.items()), "the 
 # %%
 hist_lib = []
 lib = implicit_surgery(m0, task0, steps=40, stop_at=None, history=hist_lib, seed=0)
-ours, hist_ours, _ = my_implicit_surgery(m0, task0, steps=40, lr=DEFAULTS["lr"], eps=DEFAULTS["eps"],
-                                         beta=DEFAULTS["dual_lr"], batch_size=DEFAULTS["batch_size"], stop=False)
-print(f"40 mini-batch steps: λ differs by at most {np.abs(np.subtract(hist_lib, hist_ours)).max():.1e} "
-      f"(λ reached {max(hist_lib):.3f}); parameters by {max_abs_diff(lib, ours):.1e} (moved {max_abs_diff(lib, m0):.1e})")
+ours, hist_ours, _ = my_implicit_surgery(
+    m0,
+    task0,
+    steps=40,
+    lr=DEFAULTS["lr"],
+    eps=DEFAULTS["eps"],
+    beta=DEFAULTS["dual_lr"],
+    batch_size=DEFAULTS["batch_size"],
+    stop=False,
+)
+print(
+    f"40 mini-batch steps: λ differs by at most "
+    f"{np.abs(np.subtract(hist_lib, hist_ours)).max():.1e} "
+    f"(λ reached {max(hist_lib):.3f});"
+    f"\nparameters by {max_abs_diff(lib, ours):.1e} (moved {max_abs_diff(lib, m0):.1e})"
+)
 assert max(hist_lib) > 0 and np.allclose(hist_lib, hist_ours, rtol=1e-5, atol=1e-6)
 assert max_abs_diff(lib, ours) < ATOL < max_abs_diff(lib, m0) / 10
 
@@ -619,25 +805,55 @@ assert max_abs_diff(lib, ours) < ATOL < max_abs_diff(lib, m0) / 10
 METHODS = ["ga", "unilateral_surgery", "implicit_surgery"]
 for name in METHODS:
     params = inspect.signature(REGISTRY[name]).parameters
-    print(f"{name:19s}", ", ".join(f"{k}={params[k].default}" for k in ("epochs", "lr", "eps", "dual_lr", "check_every")
-                                   if k in params))
-EPS0 = {"unilateral_surgery (ε=0)": ("unilateral_surgery", {"eps": 0.0}),
-        "implicit_surgery (ε=0)": ("implicit_surgery", {"eps": 0.0})}
-VARIANTS = {"class": {"original": None, **{m: m for m in METHODS}, **EPS0},
-            "random": {"original": None, **{m: m for m in METHODS}}}
+    print(
+        f"{name:19s}",
+        ", ".join(
+            f"{k}={params[k].default}"
+            for k in ("epochs", "lr", "eps", "dual_lr", "check_every")
+            if k in params
+        ),
+    )
+EPS0 = {
+    "unilateral_surgery (ε=0)": ("unilateral_surgery", {"eps": 0.0}),
+    "implicit_surgery (ε=0)": ("implicit_surgery", {"eps": 0.0}),
+}
+VARIANTS = {
+    "class": {"original": None, **{m: m for m in METHODS}, **EPS0},
+    "random": {"original": None, **{m: m for m in METHODS}},
+}
 t_start = time.perf_counter()
-results = {sc: compare_methods(v, sc, data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS, progress=False)
-           for sc, v in VARIANTS.items()}
+results = {
+    sc: compare_methods(
+        v,
+        sc,
+        data=data,
+        cfg=cfg,
+        seeds=SEEDS,
+        forget_class=FORGET_CLASS,
+        progress=False,
+    )
+    for sc, v in VARIANTS.items()
+}
 print(f"both scenarios, seeds {SEEDS}: {time.perf_counter() - t_start:.1f} s")
 for sc, c in results.items():
-    print(f"== {sc} (mean ± 95 % CI over seeds {SEEDS}; first row: the retrain oracle) ==")
+    print(
+        f"== {sc} (mean ± 95 % CI over seeds {SEEDS}; first row: the retrain oracle) =="
+    )
     print(c.table())
-    print("steps per seed: " + ", ".join(f"{m} {c.per_seed(m, 'steps').astype(int).tolist()}" for m in c.methods[1:]))
+    print("steps per seed:")
+    for m in c.methods[1:]:
+        print(f"  {m:25s} {c.per_seed(m, 'steps').astype(int).tolist()}")
 
 # %%
 for sc, c in results.items():
-    fig = c.plot(title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class" else
-                        "Random forgetting of 10 %") + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+    fig = c.plot(
+        title=(
+            f"Class-wise forgetting of digit {FORGET_CLASS}"
+            if sc == "class"
+            else "Random forgetting of 10 %"
+        )
+        + f" ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)"
+    )
     plt.show()
 
 # %% [markdown]
@@ -646,52 +862,73 @@ for sc, c in results.items():
 # %%
 cls = results["class"]
 for m in cls.methods[1:]:
-    print(f"{m:25s} gap per seed {cls.per_seed(m, 'gap').round(2).tolist()}, mean {cls.mean(m, 'gap'):.2f} "
-          f"± {cls.ci95(m, 'gap'):.2f}; RA {cls.per_seed(m, 'RA').round(1).tolist()}")
-gap_c = {m: cls.per_seed(m, "gap") for m in cls.methods}
+    print(
+        f"{m:25s} gap per seed {cls.per_seed(m, 'gap').round(2).tolist()}, "
+        f"mean {cls.mean(m, 'gap'):.2f} ± {cls.ci95(m, 'gap'):.2f}\n{'':26s}"
+        f"RA {cls.per_seed(m, 'RA').round(1).tolist()}"
+    )
+imp, exp_ = "implicit_surgery", "unilateral_surgery"
+imp0, exp0 = "implicit_surgery (ε=0)", "unilateral_surgery (ε=0)"
+
+
+# Mean and standard error of the per-seed differences a - b (paired by seed).
+paired = cls.paired
+
+
+for a, b in ((imp, exp_), (imp0, exp0), (exp_, exp0)):
+    (dg, sg), (dr, sr) = paired(a, b), paired(a, b, "RA")
+    print(f"{a} − {b}: gap {dg:+.2f} ± {sg:.2f}, RA {dr:+.2f} ± {sr:.2f} (mean ± s.e.)")
+
+# %% tags=["hide-input"]
 ci_sum = lambda a, b: cls.ci95(a, "gap") + cls.ci95(b, "gap")
-imp, exp_, imp0, exp0 = "implicit_surgery", "unilateral_surgery", "implicit_surgery (ε=0)", "unilateral_surgery (ε=0)"
-# 1. Both surgery methods (defaults) are closer to the oracle than GA, on average and on every seed.
+# A claim that a mean is lower is checked on the paired differences over seeds: lower by
+# more than two standard errors. A claim that two settings match is checked as a
+# difference of means within the sum of their 95 % intervals.
+lower = lambda a, b, key="gap": paired(a, b, key)[0] + 2 * paired(a, b, key)[1] < 0
+# 1. Both surgery methods (defaults) are closer to the oracle than GA on average. GA's
+#    gap varies too much from seed to seed (it collapses on some) for a paired
+#    statement.
 for m in (imp, exp_):
-    assert cls.mean(m, "gap") < cls.mean("ga", "gap") and (gap_c[m] < gap_c["ga"]).all()
-# 2. At the defaults, implicit matches explicit: the difference of the means lies within the seed CIs,
-#    and implicit keeps at least as much retain accuracy on every seed.
-diff = cls.mean(imp, "gap") - cls.mean(exp_, "gap")
-assert abs(diff) < ci_sum(imp, exp_)
-assert (cls.per_seed(imp, "RA") >= cls.per_seed(exp_, "RA")).all()
-# 3. At ε = 0 (the paper's tolerance read as 0), implicit is closer to the oracle than explicit on every seed.
-assert (gap_c[imp0] < gap_c[exp0]).all() and cls.mean(imp0, "RA") > cls.mean(exp0, "RA")
-# 4. The negative tolerance helps the explicit method (mean gap and RA); for the implicit one the two settings
-#    are within the seed noise of each other.
-assert cls.mean(exp_, "gap") < cls.mean(exp0, "gap") and cls.mean(exp_, "RA") > cls.mean(exp0, "RA")
-assert abs(cls.mean(imp, "gap") - cls.mean(imp0, "gap")) < ci_sum(imp, imp0)
-# 5. Every method forgets the class: mean UA of at least 90 %.
+    assert cls.mean(m, "gap") < cls.mean("ga", "gap")
+# 2. At the defaults, implicit matches explicit: the difference of the means lies within
+#    the seed CIs.
+assert abs(cls.mean(imp, "gap") - cls.mean(exp_, "gap")) < ci_sum(imp, exp_)
+# 3. The negative tolerance helps the explicit method, in gap and in retain accuracy.
+assert lower(exp_, exp0) and lower(exp0, exp_, "RA")
+# 4. Every method forgets the class: the stopping rule halts a run at chance-level
+#    forget accuracy (10 %), so the mean UA is at least 90 % whenever the rule stops the
+#    runs.
 assert all(cls.mean(m, "UA") >= 90 for m in cls.methods[1:])
-print(f"implicit − explicit: {diff:+.2f} points of gap at the defaults (CIs ±{cls.ci95(imp, 'gap'):.2f}, "
-      f"±{cls.ci95(exp_, 'gap'):.2f}); {cls.mean(imp0, 'gap') - cls.mean(exp0, 'gap'):+.2f} at ε = 0")
 
 # %% [markdown]
-# - **Both surgery methods beat GA** on every seed. They forget digit 3 and keep more of the retain and test
+# - **Both surgery methods beat GA** on average. They forget digit 3 and keep more of the retain and test
 #   accuracy than GA, which loses several points of both. This is the paper's qualitative claim, and our data
 #   support it.
 # - **At the defaults, implicit matches explicit**, in the sense that the difference of the mean gaps lies within
-#   the seed-to-seed noise, and the implicit method keeps at least as much retain accuracy on every seed.
-# - **At $\epsilon = 0$ our data disagree with "matches", in the implicit method's favour.** There the implicit
-#   method is closer to the oracle than the explicit one on every seed. The explicit method solves each step's
-#   problem exactly, so the difference cannot come from a better solution of that problem. Section 6.7 looks at
-#   what the implicit method does differently.
-# - **The tolerance matters more to the explicit method.** Demanding improvement ($\epsilon = -1$) makes the
-#   explicit method markedly better than at $\epsilon = 0$. The implicit method is about as good with either, within
-#   the noise of three seeds.
+#   the seed-to-seed noise.
+# - **The tolerance matters to the explicit method.** Demanding improvement ($\epsilon = -1$) makes the explicit
+#   method better than at $\epsilon = 0$, in gap and in retain accuracy, by more than two standard errors of the
+#   per-seed differences.
+# - **At $\epsilon = 0$, the paper's tolerance, we draw no conclusion from three seeds.** The implicit method's rows
+#   at $\epsilon = 0$ vary strongly from seed to seed, and from one machine's arithmetic to another's: late in a run
+#   its dual step can leave the stable range of §6.4 (§6.7 measures when), and a run that does so for long may lose
+#   much of its retain accuracy before the stopping rule halts it.
 #
 # **Random forgetting of 10 %.**
 
 # %%
 rnd = results["random"]
-print("mean gap: " + ", ".join(f"{m} {rnd.mean(m, 'gap'):.2f}" for m in rnd.methods)
-      + f"; oracle's UA {rnd.reference['UA']:.1f} %")
-# 6. On digits, random forgetting hardly separates anything: every method is within half a point of doing nothing.
-assert all(abs(rnd.mean(m, "gap") - rnd.mean("original", "gap")) < 0.5 for m in METHODS)
+print(
+    "mean gap: "
+    + ", ".join(f"{m} {rnd.mean(m, 'gap'):.2f}" for m in rnd.methods)
+    + f"; oracle's UA {rnd.reference['UA']:.1f} %"
+)
+# 6. On digits, random forgetting hardly separates anything: every method is within the
+#    seed noise of doing nothing.
+ci_r = lambda m: rnd.ci95(m, "gap")
+for m in METHODS:
+    diff = abs(rnd.mean(m, "gap") - rnd.mean("original", "gap"))
+    assert diff < ci_r(m) + ci_r("original"), m
 assert all(rnd.mean(m, "gap") < 5 for m in rnd.methods)
 
 # %% [markdown]
@@ -710,14 +947,18 @@ assert all(rnd.mean(m, "gap") < 5 for m in rnd.methods)
 # its inner product with $g_r$ ({eq}`eq-06-momentum-probe`). Each run must stop at the step where the library's run
 # of §6.6 stopped: then it *is* that run.
 
+
 # %%
 def run_with_diagnostics(task, model0, seed, eps):
-    """Our loop with the library's defaults (but eps) and budget, recording per step (2 extra backward passes)."""
+    """Our loop with the library's defaults (but eps) and budget, recording per step
+    (2 extra backward passes)."""
     rec = {k: [] for k in ("lam", "lam_star", "G", "gd", "gb")}
     prev = {}
 
-    def realised(model):                         # ⟨g_r, b_t⟩ of the previous step, b_t = (θ_t − θ_{t+1})/η
-        return (prev["g_r"] @ (prev["theta"] - flatten(list(model.parameters())).detach())).item() / DEFAULTS["lr"]
+    def realised(model):  # ⟨g_r, b_t⟩ of the previous step, b_t = (θ_t − θ_{t+1})/η
+        return (
+            prev["g_r"] @ (prev["theta"] - flatten(list(model.parameters())).detach())
+        ).item() / DEFAULTS["lr"]
 
     def diag(model, opt, xf, yf, xr, yr, lam):
         if prev:
@@ -730,10 +971,24 @@ def run_with_diagnostics(task, model0, seed, eps):
         rec["gd"].append((g_r @ (g_f + lam * g_r)).item())
         prev.update(g_r=g_r, theta=flatten(list(model.parameters())).detach().clone())
 
-    budget = int(round(DEFAULTS["epochs"] * math.ceil(len(task.forget_idx) / DEFAULTS["batch_size"])))
-    model, lams, fds = my_implicit_surgery(model0, task, steps=budget, lr=DEFAULTS["lr"], eps=eps,
-                                           beta=DEFAULTS["dual_lr"], batch_size=DEFAULTS["batch_size"], seed=seed,
-                                           check_every=DEFAULTS["check_every"], diag=diag)
+    budget = int(
+        round(
+            DEFAULTS["epochs"]
+            * math.ceil(len(task.forget_idx) / DEFAULTS["batch_size"])
+        )
+    )
+    model, lams, fds = my_implicit_surgery(
+        model0,
+        task,
+        steps=budget,
+        lr=DEFAULTS["lr"],
+        eps=eps,
+        beta=DEFAULTS["dual_lr"],
+        batch_size=DEFAULTS["batch_size"],
+        seed=seed,
+        check_every=DEFAULTS["check_every"],
+        diag=diag,
+    )
     rec["gb"].append(realised(model))
     out = {k: np.array(v) for k, v in rec.items()}
     out["fd"] = np.array(fds)
@@ -743,13 +998,21 @@ def run_with_diagnostics(task, model0, seed, eps):
 RUNS = {"default": (DEFAULTS["eps"], imp), "ε=0": (0.0, imp0)}
 runs_diag = {name: {} for name in RUNS}
 for seed in SEEDS:
-    t_s, m0_s = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed), original_model(data, cfg, seed=seed, device=device)
+    t_s, m0_s = (
+        make_task(data, "class", forget_class=FORGET_CLASS, seed=seed),
+        original_model(data, cfg, seed=seed, device=device),
+    )
     for name, (eps_v, _) in RUNS.items():
         runs_diag[name][seed] = run_with_diagnostics(t_s, m0_s, seed, eps_v)
 for name, (_, label) in RUNS.items():
-    ours_steps, lib_steps = [runs_diag[name][s][1] for s in SEEDS], cls.per_seed(label, "steps").astype(int).tolist()
+    ours_steps, lib_steps = (
+        [runs_diag[name][s][1] for s in SEEDS],
+        cls.per_seed(label, "steps").astype(int).tolist(),
+    )
     print(f"{name:8s} steps: our loop {ours_steps}, library (§6.6) {lib_steps}")
-    assert ours_steps == lib_steps, "our loop stops where the library stopped: the same runs"
+    assert ours_steps == lib_steps, (
+        "our loop stops where the library stopped: the same runs"
+    )
 
 # %%
 stats = {name: {} for name in RUNS}
@@ -759,29 +1022,57 @@ for name in RUNS:
         above2 = np.flatnonzero(bG > 2)
         thirds = np.array_split(np.arange(taken), 3)
         stats[name][seed] = s = dict(
-            med=np.median(bG), max=bG.max(), frac2=(bG > 2).mean(), frac38=(bG > 2 * (1 + MOMENTUM)).mean(),
-            first2=above2[0] if len(above2) else None, steps=taken,
+            med=np.median(bG),
+            max=bG.max(),
+            frac2=(bG > 2).mean(),
+            frac38=(bG > 2 * (1 + MOMENTUM)).mean(),
+            first2=above2[0] if len(above2) else None,
+            steps=taken,
             rel_b=np.median(np.abs(r["fd"] - r["gb"]) / np.abs(r["gb"])),
-            rel_d=np.median(np.abs(r["fd"] - r["gd"]) / np.abs(r["gd"])), fd_med=np.median(r["fd"]),
-            rho=spearmanr(r["lam"], r["lam_star"])[0], ratio=r["lam"].mean() / r["lam_star"].mean(),
+            rel_d=np.median(np.abs(r["fd"] - r["gd"]) / np.abs(r["gd"])),
+            fd_med=np.median(r["fd"]),
+            rho=spearmanr(r["lam"], r["lam_star"])[0],
+            ratio=r["lam"].mean() / r["lam_star"].mean(),
             grow_lam=r["lam"][thirds[2]].mean() / max(r["lam"][thirds[0]].mean(), 1e-3),
-            grow_star=r["lam_star"][thirds[2]].mean() / max(r["lam_star"][thirds[0]].mean(), 1e-3),
-            extra=np.mean((r["lam_star"] == 0) & (r["lam"] > 0)), G_range=(r["G"].min(), r["G"].max()))
-        print(f"{name:8s} seed {seed}: {taken} steps; β‖g_r‖² median {s['med']:.3f}, max {s['max']:.1f}, > 2 on "
-              f"{100 * s['frac2']:.1f} % of steps (first: {s['first2']}), > 2(1+μ) on {100 * s['frac38']:.1f} %; "
-              f"‖g_r‖² from {s['G_range'][0]:.1e} to {s['G_range'][1]:.1e}")
-        print(f"{'':8s}   probe vs ⟨g_r,b_t⟩ rel. error {s['rel_b']:.3f}, vs ⟨g_r,d_t⟩ {s['rel_d']:.3f}; median "
-              f"probe {s['fd_med']:+.3f}; λ_t vs λ*_t: Spearman {s['rho']:+.2f}, mean ratio {s['ratio']:.2f}, "
-              f"growth ×{s['grow_lam']:.0f} / ×{s['grow_star']:.0f}; λ>0 where λ*=0 on {100 * s['extra']:.0f} % of steps")
+            grow_star=r["lam_star"][thirds[2]].mean()
+            / max(r["lam_star"][thirds[0]].mean(), 1e-3),
+            extra=np.mean((r["lam_star"] == 0) & (r["lam"] > 0)),
+            G_range=(r["G"].min(), r["G"].max()),
+        )
+        print(
+            f"{name:8s} seed {seed}: {taken} steps; ‖g_r‖² from {s['G_range'][0]:.1e} "
+            f"to {s['G_range'][1]:.1e}\n{'':11s}β‖g_r‖² median {s['med']:.3f}, "
+            f"max {s['max']:.1f}, > 2 on {100 * s['frac2']:.1f} % of steps "
+            f"(first: {s['first2']}), > 2(1+μ) on {100 * s['frac38']:.1f} %"
+        )
+        print(
+            f"{'':11s}probe vs ⟨g_r,b_t⟩: rel. error {s['rel_b']:.3f}, "
+            f"vs ⟨g_r,d_t⟩ {s['rel_d']:.3f}; median probe {s['fd_med']:+.3f}\n{'':11s}"
+            f"λ_t vs λ*_t: Spearman {s['rho']:+.2f}, mean ratio {s['ratio']:.2f}, "
+            f"growth ×{s['grow_lam']:.0f} / ×{s['grow_star']:.0f}; "
+            f"λ > 0 where λ* = 0 on {100 * s['extra']:.0f} % of steps"
+        )
 
 # %%
 r0, taken0 = runs_diag["ε=0"][SEEDS[0]]
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
 steps_ax = np.arange(1, taken0 + 1)
-axes[0].plot(steps_ax, r0["lam_star"], ".", ms=3, color="C1", alpha=0.6, label=r"explicit $\lambda^*_t$ (same batches)")
+axes[0].plot(
+    steps_ax,
+    r0["lam_star"],
+    ".",
+    ms=3,
+    color="C1",
+    alpha=0.6,
+    label=r"explicit $\lambda^*_t$ (same batches)",
+)
 k = 10
-axes[0].plot(steps_ax[k - 1:], np.convolve(r0["lam_star"], np.ones(k) / k, mode="valid"), color="C1",
-             label=rf"$\lambda^*_t$, mean of {k} steps")
+axes[0].plot(
+    steps_ax[k - 1 :],
+    np.convolve(r0["lam_star"], np.ones(k) / k, mode="valid"),
+    color="C1",
+    label=rf"$\lambda^*_t$, mean of {k} steps",
+)
 axes[0].plot(steps_ax, r0["lam"], color="C0", lw=1.5, label=r"implicit $\lambda_t$")
 axes[0].set_yscale("symlog", linthresh=0.1)
 axes[0].set_xlabel("step")
@@ -790,8 +1081,14 @@ axes[0].set_title(rf"Multipliers along the run ($\epsilon = 0$, seed {SEEDS[0]})
 axes[0].legend(fontsize=8)
 for name, ls in (("default", "-"), ("ε=0", ":")):
     for i, (seed, (r, taken)) in enumerate(runs_diag[name].items()):
-        axes[1].semilogy(np.arange(1, taken + 1), DEFAULTS["dual_lr"] * r["G"], ls, color=f"C{i}", lw=0.8,
-                         label=f"seed {seed}, {name}")
+        axes[1].semilogy(
+            np.arange(1, taken + 1),
+            DEFAULTS["dual_lr"] * r["G"],
+            ls,
+            color=f"C{i}",
+            lw=0.8,
+            label=f"seed {seed}, {name}",
+        )
 axes[1].axhline(2, color="k", ls="--", lw=1, label="2 (plain step)")
 axes[1].axhline(2 * (1 + MOMENTUM), color="k", ls="-.", lw=1, label=r"$2(1+\mu)$")
 axes[1].set_xlabel("step")
@@ -799,8 +1096,17 @@ axes[1].set_ylabel(r"$\beta\|g_r\|^2$")
 axes[1].set_title(rf"Dual step size, $\beta$ = {DEFAULTS['dual_lr']}")
 axes[1].legend(fontsize=7, ncol=2)
 lin = np.quantile(np.abs(r0["gb"]), 0.2)
-axes[2].plot(r0["gd"], r0["fd"], ".", ms=4, color="C2", label=r"vs $\langle g_r, d_t\rangle$")
-axes[2].plot(r0["gb"], r0["fd"], ".", ms=4, color="C0", label=r"vs $\langle g_r, b_t\rangle$ (momentum incl.)")
+axes[2].plot(
+    r0["gd"], r0["fd"], ".", ms=4, color="C2", label=r"vs $\langle g_r, d_t\rangle$"
+)
+axes[2].plot(
+    r0["gb"],
+    r0["fd"],
+    ".",
+    ms=4,
+    color="C0",
+    label=r"vs $\langle g_r, b_t\rangle$ (momentum incl.)",
+)
 lim = np.abs(np.concatenate([r0["gb"], r0["gd"], r0["fd"]])).max() * 1.2
 axes[2].plot([-lim, lim], [-lim, lim], "k--", lw=1)
 for set_scale in (axes[2].set_xscale, axes[2].set_yscale):
@@ -812,21 +1118,29 @@ axes[2].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 for seed in SEEDS:
     d0, dd = stats["ε=0"][seed], stats["default"][seed]
     for s in (d0, dd):
         # the probe measures the realised (momentum) step, and not the direction d_t
         assert s["rel_b"] < 0.15 and s["rel_d"] > 3 * s["rel_b"]
-        # β‖g_r‖² is far inside the stable range for most of the run and leaves it on few steps
-        assert s["med"] < 0.5 and s["frac2"] < 0.15
-    # with ε = 0 it leaves the range only in the second half of the run, when the retain gradient has grown
+        # β‖g_r‖² is far inside the stable range for most of the run (median below a
+        # quarter of the bound 2) and leaves it on fewer than one step in four
+        assert s["med"] < 0.5 and s["frac2"] < 0.25
+    # with ε = 0 it leaves the range only in the second half of the run, when the retain
+    # gradient has grown
     assert d0["first2"] is not None and d0["first2"] > d0["steps"] / 2
-    # with ε = 0, λ_t follows the explicit λ*_t roughly: ranks, growth over the run, means within a factor of 3
-    assert d0["rho"] > 0.4 and d0["grow_lam"] > 10 and d0["grow_star"] > 10 and 1 / 3 < d0["ratio"] < 3
-    # ... but not step by step: on many steps it mixes in retain descent where the explicit λ*_t is 0
-    assert d0["extra"] > 0.1
-    # the negative tolerance shows in the realised steps: a retain improvement, larger than with ε = 0
+    # with ε = 0, λ_t follows the explicit λ*_t roughly: both grow over the run, and
+    # their ranks correlate, by more than three standard errors of a rank correlation
+    # under independence, 1 / sqrt(steps - 1)
+    assert d0["grow_lam"] > 10 and d0["grow_star"] > 10
+    assert d0["rho"] > 3 / (d0["steps"] - 1) ** 0.5
+    # ... but not step by step: on more than one step in twenty it mixes in retain
+    # descent where the explicit λ*_t is 0 (the binomial error of the share is below
+    # 0.03)
+    assert d0["extra"] > 0.05
+    # the negative tolerance shows in the realised steps: a retain improvement, larger
+    # than with ε = 0
     assert dd["fd_med"] > 0 and dd["fd_med"] > d0["fd_med"]
     # and with ε < 0 the step-by-step agreement with λ*_t is gone
     assert dd["rho"] < d0["rho"] - 0.2
@@ -839,28 +1153,27 @@ for seed in SEEDS:
 #   the derivation without momentum. The implicit method therefore constrains the retain change of the step that
 #   the optimiser actually takes, momentum and weight decay included. The explicit method constrains $d_t$ and lets
 #   the optimiser add the accumulated past to it (chapter 05 measured what that does). This is one concrete
-#   difference between the two methods, and a plausible contributor to the difference at $\epsilon = 0$ in §6.6.
-#   We have not isolated it (Exercise 3).
+#   difference between the two methods; Exercise 3 isolates its effect on the results of §6.6.
 # - **$\beta\|g_r\|^2$ spans orders of magnitude.** $\|g_r\|^2$ of a 32-sample retain batch varies by three or more
 #   orders of magnitude within a run. The default $\beta$ keeps $\beta\|g_r\|^2$ far below 2 for most steps, which is
 #   why $\lambda$ needs many steps to react (about $(1-\mu)/(\beta G)$, §6.4). It crosses 2, and sometimes
-#   $2(1+\mu)$, on a few steps. With $\epsilon = 0$ this happens only in the second half of the run, when forgetting
+#   $2(1+\mu)$, on a minority of the steps (fewer than one in four). With $\epsilon = 0$ this happens only in the
+#   second half of the run, when forgetting
 #   starts to damage the retain batches and their gradients grow; there $\lambda$ jumps and falls back to 0 (left
 #   panel), the cycle of §6.4 in a real run. A larger $\beta$ reacts faster early on and crosses the bound sooner and
-#   more often. This is the trade-off behind the collapse of held-out runs at larger $\beta$.
+#   more often. This is the trade-off behind the collapse of held-out runs at larger $\beta$, and the reason why
+#   single runs at $\epsilon = 0$ can differ so much (§6.6).
 # - **With $\epsilon = 0$, $\lambda_t$ tracks $\lambda^*_t$ roughly.** Both are close to 0 at the start. Both grow by
-#   more than an order of magnitude from the first to the last third of the run, their ranks correlate, and their
-#   means agree to within a factor of three. They are not equal step by step: the explicit $\lambda^*_t$ reacts to
-#   each pair of batches, while $\lambda_t$ is a running correction that lags and smooths it. On more than a tenth of
-#   the steps the implicit method adds retain descent where the explicit $\lambda^*_t$ of the same batches is 0.
+#   more than an order of magnitude from the first to the last third of the run, and their ranks correlate. They are not equal step by step: the explicit $\lambda^*_t$ reacts to
+#   each pair of batches, while $\lambda_t$ is a running correction that lags and smooths it. On more than one step in
+#   twenty the implicit method adds retain descent where the explicit $\lambda^*_t$ of the same batches is 0.
 # - **With the default $\epsilon = -1$ the step-by-step link is gone.** The explicit multiplier is then
 #   $\lambda^*_t = (1 - \langle g_r, g_f\rangle)/\|g_r\|^2$, dominated by $1/\|g_r\|^2$ of the batch, which jumps by
 #   orders of magnitude from batch to batch. The implicit $\lambda_t$ cannot follow such jumps; it settles at a level
 #   at which the realised steps improve the retain loss on average, as a negative tolerance demands (the median
 #   probe is positive, and larger than at $\epsilon = 0$).
 # - **So the implicit method is not the explicit method computed more cheaply.** Its $\lambda$ carries information
-#   across steps, and it constrains the realised step. On our task both differences go with keeping at least as
-#   much retain accuracy (§6.6).
+#   across steps, and it constrains the realised step.
 #
 # ## Cost: backward passes and time per step
 #
@@ -878,14 +1191,24 @@ for name in METHODS:
     counts = count_passes(counted)
     REGISTRY[name](counted, task0, steps=STEPS, stop_at=None)
     passes[name] = {k: v / STEPS for k, v in counts.items()}
-SAMPLES_BWD = {"ga": 1, "unilateral_surgery": 2, "implicit_surgery": 2}  # batches whose samples go through backward
+SAMPLES_BWD = {
+    "ga": 1,
+    "unilateral_surgery": 2,
+    "implicit_surgery": 2,
+}  # batches whose samples go through backward
 
 
-times = step_times(METHODS, m0, task0, batch_size=32, budgets=(4, 24), rounds=3)   # as in chapter 05
+times = step_times(
+    METHODS, m0, task0, batch_size=32, budgets=(4, 24), rounds=3
+)  # as in chapter 05
 for name in METHODS:
-    print(f"{name:19s} per step: {passes[name]['forward']:.0f} forward, {passes[name]['backward']:.0f} backward, "
-          f"{SAMPLES_BWD[name]} batch(es) of samples through backward; {1e3 * np.median(times[name]):.2f} ms "
-          f"= {np.median(times[name] / times['ga']):.2f} x GA (this machine, {torch.get_num_threads()} thread(s))")
+    print(
+        f"{name:19s} per step: {passes[name]['forward']:.0f} forward, "
+        f"{passes[name]['backward']:.0f} backward, {SAMPLES_BWD[name]} batch(es) of "
+        f"samples through backward;\n{'':20s}{1e3 * np.median(times[name]):.2f} ms "
+        f"= {np.median(times[name] / times['ga']):.2f} x GA "
+        f"(this machine, {torch.get_num_threads()} thread(s))"
+    )
 assert passes["implicit_surgery"] == {"forward": 2, "backward": 1}
 assert passes["unilateral_surgery"] == {"forward": 2, "backward": 2}
 assert passes["ga"] == {"forward": 1, "backward": 1}
@@ -914,7 +1237,7 @@ assert passes["ga"] == {"forward": 1, "backward": 1}
 #   constraint at the current direction, $-(\langle g_r, d(\lambda)\rangle + \epsilon)$, and its maximiser over
 #   $\lambda \ge 0$ is chapter 05's $\lambda^*$ (checked, with strong duality).
 # - The finite difference {eq}`eq-06-fd` replaces the inner product by a measured retain-loss change. Its bias is
-#   $-\tfrac{\eta}{2}d^\top H_r d$ for small steps (checked on the network), somewhat larger at training step sizes,
+#   $-\tfrac{\eta}{2}d^\top H_r d$ for small steps (checked on the network), of the same sign and order at training step sizes,
 #   where ReLU units switch. Substituted into projected dual ascent it gives the paper's update
 #   {eq}`eq-06-implicit`: one backward pass of $L_f + \lambda L_r$ and one extra forward pass per step (counted). With
 #   momentum, the probe measures the realised step $b_t$, not $d_t$ ({eq}`eq-06-momentum-probe`, measured).
@@ -925,11 +1248,11 @@ assert passes["ga"] == {"forward": 1, "backward": 1}
 #   bound, the projection turns the divergence into a cycle between $0$ and $\beta\|g_r\|^2\lambda^*$. With momentum
 #   $\mu$ the bound is $2(1+\mu)$ ({eq}`eq-06-stability-momentum`). All of this was seen on a toy and on the network.
 # - In real runs $\beta\|g_r\|^2$ varies over orders of magnitude. It stays far inside the bound for most of the run
-#   and crosses it on a few steps. At $\epsilon = 0$, $\lambda_t$ tracks the explicit $\lambda^*_t$ roughly, as a
+#   and crosses it on a minority of steps. At $\epsilon = 0$, $\lambda_t$ tracks the explicit $\lambda^*_t$ roughly, as a
 #   lagging, smoothed version of it; at $\epsilon = -1$ the explicit $\lambda^*_t$ is dominated by
 #   $1/\|g_r\|^2$ of the batch, and the step-by-step link disappears.
-# - On class-wise forgetting both surgery methods beat GA on every seed. At the defaults implicit surgery matches
-#   explicit surgery within the seed noise; at $\epsilon = 0$ it was closer to the oracle on every seed. Random
+# - On class-wise forgetting both surgery methods beat GA on average. At the defaults implicit surgery matches
+#   explicit surgery within the seed noise; at $\epsilon = 0$ three seeds allow no conclusion. Random
 #   forgetting on digits separates nothing. Cost: the backward passes halve, but the CPU time per step does not,
 #   because the same samples go through backward.
 #

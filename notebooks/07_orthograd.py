@@ -25,9 +25,8 @@
 # also assume that only a small part of the training set is still available, which is the setting where
 # ascent-plus-descent methods such as NegGrad+ lose most.
 #
-# **What we could read.** The paper's full text was not available to us; we read its abstract (v2) and three
-# public reviews, and the dossier of the book (methods §8) collects a public implementation that is probably the
-# authors'. From the abstract: a small part of the training set is available; the unlearning gradient is
+# **What we could read.** The paper's full text was not available to us; we read its abstract (v2), three
+# public reviews, and a public implementation that is probably the authors'. From the abstract: a small part of the training set is available; the unlearning gradient is
 # projected onto the subspace orthogonal to all per-sample gradients of the retain batch, "effectively avoiding
 # any gradient interference". From the reviews: a QR basis of the per-sample gradients, an update that mixes the
 # *mean* retain gradient with the projected unlearning gradient, an ablation in which projecting against the mean
@@ -72,9 +71,17 @@ import torch.nn.functional as F
 import unlearnlib.config
 from unlearnlib.bench import build_parser, median_time, step_cost
 from unlearnlib.data import load_dataset, make_task
-from unlearnlib.experiment import compare_methods
-from unlearnlib.grads import (RANK_RTOL_EPS, flatten_batched, loss_grad, per_sample_grads, per_sample_grads_loop,
-                              project_orthogonal, trainable, unflatten)
+from unlearnlib.experiment import compare_methods, format_table
+from unlearnlib.grads import (
+    RANK_RTOL_EPS,
+    flatten_batched,
+    loss_grad,
+    per_sample_grads,
+    per_sample_grads_loop,
+    project_orthogonal,
+    trainable,
+    unflatten,
+)
 from unlearnlib.methods import REGISTRY
 from unlearnlib.methods.orthogonal import orthogonal_direction
 from unlearnlib.models import count_parameters, make_model
@@ -86,8 +93,10 @@ cfg = TrainConfig.from_profile(profile)
 SEEDS = list(range(profile.seeds))
 FORGET_CLASS = 3
 B = profile.unlearn_batch_size
-print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, batch {B}, "
-      f"device {device}")
+print(
+    f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, "
+    f"seeds {SEEDS}, batch {B}, device {device}"
+)
 
 data = load_dataset(profile.dataset).to(device)
 task = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
@@ -218,42 +227,67 @@ print(task.describe(), f"| P = {P:,d} trainable parameters")
 # (0 for an exact projection; a step with residual $r$ changes sample $i$'s loss to first order by up to
 # $r\,\eta\|g_i\|\|g_u\|$) for two rows $a$ and $a + \delta\, z$ that become more and more collinear, in float64.
 
+
 # %%
 def orth_residual(out, G, g):
-    """(eq-07-residual): the largest |<g_i, out>| / (|g_i| |g|) over the rows of G, computed in float64."""
+    """(eq-07-residual): the largest |<g_i, out>| / (|g_i| |g|) over the rows of G,
+    computed in float64."""
     G, out, g = G.double(), out.double(), g.double()
     return ((G @ out).abs() / (G.norm(dim=1) * g.norm()).clamp_min(1e-300)).max().item()
 
 
-gen = torch.Generator().manual_seed(0)
-a = torch.randn(50, dtype=torch.float64, generator=gen)
-g_toy = torch.randn(50, dtype=torch.float64, generator=gen)
+gen = torch.Generator().manual_seed(0)  # a CPU generator: draw, then move to the device
+a = torch.randn(50, dtype=torch.float64, generator=gen).to(device)
+g_toy = torch.randn(50, dtype=torch.float64, generator=gen).to(device)
 collinear = {}
-print(f"{'delta':>7s} {'cond(G)':>9s} {'cond(GGt)':>10s} {'Gram inverse':>13s} {'Gram solve':>11s} {'lstsq':>9s} {'QR':>9s}")
+print(
+    f"{'delta':>7s} {'cond(G)':>9s} {'cond(GGt)':>10s} {'Gram inverse':>13s} "
+    f"{'Gram solve':>11s} {'lstsq':>9s} {'QR':>9s}"
+)
 for delta in (1e-1, 1e-3, 1e-5, 1e-7):
-    Gc = torch.stack([a, a + delta * torch.randn(50, dtype=torch.float64, generator=gen)])
-    K = Gc @ Gc.T                                                    # the Gram matrix G G^T, B x B
-    routes = {"Gram inverse": g_toy - Gc.T @ (torch.linalg.inv(K) @ (Gc @ g_toy)),
-              "Gram solve": g_toy - Gc.T @ torch.linalg.solve(K, Gc @ g_toy),
-              "lstsq": project_orthogonal(g_toy, Gc, "lstsq"),
-              "QR": project_orthogonal(g_toy, Gc, "qr")}
+    z = torch.randn(50, dtype=torch.float64, generator=gen).to(device)
+    Gc = torch.stack([a, a + delta * z])
+    K = Gc @ Gc.T  # the Gram matrix G G^T, B x B
+    routes = {
+        "Gram inverse": g_toy - Gc.T @ (torch.linalg.inv(K) @ (Gc @ g_toy)),
+        "Gram solve": g_toy - Gc.T @ torch.linalg.solve(K, Gc @ g_toy),
+        "lstsq": project_orthogonal(g_toy, Gc, "lstsq"),
+        "QR": project_orthogonal(g_toy, Gc, "qr"),
+    }
     collinear[delta] = {k: orth_residual(v, Gc, g_toy) for k, v in routes.items()}
-    print(f"{delta:7.0e} {torch.linalg.cond(Gc).item():9.1e} {torch.linalg.cond(K).item():10.1e} "
-          + " ".join(f"{collinear[delta][k]:{w}.1e}" for k, w in (("Gram inverse", 13), ("Gram solve", 11),
-                                                                 ("lstsq", 9), ("QR", 9))))
+    print(
+        f"{delta:7.0e} {torch.linalg.cond(Gc).item():9.1e} "
+        f"{torch.linalg.cond(K).item():10.1e} "
+        + " ".join(
+            f"{collinear[delta][k]:{w}.1e}"
+            for k, w in (
+                ("Gram inverse", 13),
+                ("Gram solve", 11),
+                ("lstsq", 9),
+                ("QR", 9),
+            )
+        )
+    )
 u64 = torch.finfo(torch.float64).eps
-# QR stays at the level of the rounding unit whatever the conditioning ...
-assert all(r["QR"] < 100 * u64 for r in collinear.values())
-# ... while the Gram routes lose accuracy as cond(G G^T) = cond(G)^2 grows: at delta = 1e-7 by many orders.
-assert collinear[1e-7]["Gram inverse"] > 1e6 * collinear[1e-7]["QR"]
-assert collinear[1e-7]["Gram solve"] > 1e3 * collinear[1e-7]["QR"]
-assert collinear[1e-7]["Gram inverse"] > 1e3 * collinear[1e-1]["Gram inverse"]
-assert collinear[1e-7]["lstsq"] > collinear[1e-7]["QR"]
 
 # %% [markdown]
 # The QR column does not move; the Gram columns grow with the condition number, and the explicit inverse is the
 # worst. `lstsq` is accurate enough here but, as expected from its detour through $c^\star$, clearly behind QR
-# at the most collinear pair.
+# at the most collinear pair. The checks below state each of these with the margin the error analysis gives:
+# Householder QR is backward stable, so its residual is a small multiple of $u$ (we allow $100u$); the Gram
+# routes lose accuracy in proportion to $\kappa(GG^\top) = 4\cdot10^{14}$ at $\delta = 10^{-7}$, so a factor of
+# $10^6$ over QR is far inside what the analysis predicts; `lstsq` loses in proportion to $\kappa(G) = 2\cdot10^7$,
+# and we ask for a factor of $10^3$.
+
+# %% tags=["hide-input"]
+worst = collinear[1e-7]
+assert all(r["QR"] < 100 * u64 for r in collinear.values()), "QR: backward stable"
+assert worst["Gram inverse"] > 1e6 * worst["QR"], "the inverse loses ~ u cond(GG^T)"
+assert worst["Gram solve"] > 1e3 * worst["QR"], "the solve loses too"
+assert worst["Gram inverse"] > 1e3 * collinear[1e-1]["Gram inverse"], "grows with cond"
+assert worst["lstsq"] > 1e3 * worst["QR"], "lstsq loses ~ u cond(G)"
+
+# %% [markdown]
 #
 # **Rank deficiency, and a tolerance trap.** If two retain samples are identical, or $B > P$, $G$ does not have
 # full row rank: $GG^\top$ is singular and the reduced $Q$ contains directions that are not in the span of $G$ at
@@ -268,38 +302,71 @@ assert collinear[1e-7]["lstsq"] > collinear[1e-7]["QR"]
 
 # %%
 gen = torch.Generator().manual_seed(0)
-r_perm = torch.randperm(len(task.y_retain), generator=gen)
-f_perm = torch.randperm(len(task.y_forget), generator=gen)
-xr, yr = task.x_retain[r_perm[:B]], task.y_retain[r_perm[:B]]                 # one retain batch
-xf, yf = task.x_forget[f_perm[:B]], task.y_forget[f_perm[:B]]                 # one forget batch
-g_u = loss_grad(m0, xf, yf)                                                   # gradient of CE_f, the ascended loss
-G = flatten_batched(per_sample_grads(m0, xr, yr))                             # [B, P], chapter 04
+r_perm = torch.randperm(len(task.y_retain), generator=gen).to(device)
+f_perm = torch.randperm(len(task.y_forget), generator=gen).to(device)
+xr, yr = task.x_retain[r_perm[:B]], task.y_retain[r_perm[:B]]  # one retain batch
+xf, yf = task.x_forget[f_perm[:B]], task.y_forget[f_perm[:B]]  # one forget batch
+g_u = loss_grad(m0, xf, yf)  # gradient of CE_f, the ascended loss
+G = flatten_batched(per_sample_grads(m0, xr, yr))  # [B, P], chapter 04
 u32 = torch.finfo(torch.float32).eps
 trap = {}
 for b in (B, 4 * B):
-    Gb = flatten_batched(per_sample_grads(m0, task.x_retain[r_perm[:b]], task.y_retain[r_perm[:b]]))
+    Gb = flatten_batched(
+        per_sample_grads(m0, task.x_retain[r_perm[:b]], task.y_retain[r_perm[:b]])
+    )
     sv = torch.linalg.svdvals(Gb.double())
-    c_default = torch.linalg.lstsq(Gb.T.cpu(), g_u[:, None].cpu(), driver="gelsd").solution   # rcond left at default
+    # rcond left at its default; gelsd is a CPU driver
+    c_default = torch.linalg.lstsq(
+        Gb.T.cpu(), g_u[:, None].cpu(), driver="gelsd"
+    ).solution
     default_lstsq = g_u - Gb.T @ c_default[:, 0].to(device)
-    trap[b] = {"default lstsq": orth_residual(default_lstsq, Gb, g_u),
-               "library lstsq": orth_residual(project_orthogonal(g_u, Gb, "lstsq"), Gb, g_u),
-               "library QR": orth_residual(project_orthogonal(g_u, Gb, "qr"), Gb, g_u)}
-    print(f"B = {b:3d}: smallest singular value / largest = {(sv[-1] / sv[0]).item():.1e}; "
-          f"default tolerance u max(P, B) = {u32 * max(P, b):.1e}, ours 100 u = {RANK_RTOL_EPS * u32:.1e}; residuals: "
-          + ", ".join(f"{k} {v:.1e}" for k, v in trap[b].items()))
+    trap[b] = {
+        "default lstsq": orth_residual(default_lstsq, Gb, g_u),
+        "library lstsq": orth_residual(project_orthogonal(g_u, Gb, "lstsq"), Gb, g_u),
+        "library QR": orth_residual(project_orthogonal(g_u, Gb, "qr"), Gb, g_u),
+        "cond": (sv[0] / sv[-1]).item(),
+        "dropped": int((sv < u32 * max(P, b) * sv[0]).sum()),
+    }
+    print(
+        f"B = {b:3d}: smallest / largest singular value {1 / trap[b]['cond']:.1e};\n"
+        f"        default tolerance u max(P, B) = {u32 * max(P, b):.1e} drops "
+        f"{trap[b]['dropped']} of them; ours, 100 u = {RANK_RTOL_EPS * u32:.1e}"
+    )
+    print(
+        "        residuals: "
+        + ", ".join(
+            f"{k} {trap[b][k]:.1e}"
+            for k in ("default lstsq", "library lstsq", "library QR")
+        )
+    )
 p_resnet = count_parameters(make_model("resnet18", (3, 32, 32), 10))
-print(f"ResNet-18 (P = {p_resnet:,d}) in float32: u max(P, B) = {u32 * p_resnet:.2f}, i.e. every direction is 'zero'")
-assert all(r["library QR"] < 1e-5 and r["library lstsq"] < 1e-4 for r in trap.values())
-assert trap[4 * B]["default lstsq"] > 1e-3 > 100 * trap[4 * B]["library QR"]
-assert u32 * p_resnet > 1
+print(
+    f"ResNet-18 (P = {p_resnet:,d}) in float32: u max(P, B) = {u32 * p_resnet:.2f}, "
+    "i.e. every direction is 'zero'"
+)
 
 # %% [markdown]
-# At $B = 128$ the smallest singular values of the real gradient matrix fall below $u\max(P, B)$, the default
-# tolerance discards them, and the "projected" gradient keeps components along genuine retain directions: the
-# residual is many orders of magnitude above the float32 level. For ResNet-18 in float32 the default tolerance
-# exceeds 1, so the projection would remove *nothing* and OrthoGrad would silently become gradient ascent. (The
-# library had this bug until this chapter was written; the unit tests now check that the tolerance does not grow
-# with $P$.)
+# Our tolerance keeps every direction, and the library's two routes stay at the accuracy float32 allows: the
+# residual of QR is a small multiple of $u$ (we allow $100u$, the rank tolerance), and that of `lstsq` grows at
+# most like $u\,\kappa(G)$ (we allow $10\,u\,\kappa(G)$). Whenever the smallest singular values of the real
+# gradient matrix fall below $u\max(P, B)$ (the lines above print how many do at each $B$), the default tolerance
+# discards them, and the "projected" gradient keeps components along genuine retain directions: its residual is orders of magnitude above the float32 level. For
+# ResNet-18 in float32 the default tolerance exceeds 1, so the projection would remove *nothing* and OrthoGrad
+# would silently become gradient ascent. A tolerance that grows with $P$ is therefore a bug, however standard
+# it is as a default; `unlearnlib`'s unit tests check that its tolerance does not grow with $P$.
+
+# %% tags=["hide-input"]
+for b, r in trap.items():
+    assert 1 / r["cond"] > RANK_RTOL_EPS * u32, f"ours keeps every direction, B = {b}"
+    assert r["library QR"] < RANK_RTOL_EPS * u32, f"QR at float32 level, B = {b}"
+    assert r["library lstsq"] < 10 * u32 * r["cond"], f"lstsq within u cond(G), B = {b}"
+    if r["dropped"]:  # a dropped genuine direction stays in the "projection"
+        assert r["default lstsq"] > 100 * RANK_RTOL_EPS * u32, (
+            f"default tolerance, B = {b}"
+        )
+assert u32 * p_resnet > 1, "for ResNet-18 the default tolerance exceeds 1"
+
+# %% [markdown]
 #
 # ## The projection from scratch
 #
@@ -307,47 +374,82 @@ assert u32 * p_resnet > 1
 # and `lstsq` with the same tolerance. (The library keeps $Q$ in LAPACK's compact Householder form, `geqrf`, and
 # applies it with `ormqr`, which never forms the $P\times B$ matrix $Q$; the result is the same.)
 
+
 # %%
 def my_project_qr(g, G, rtol=None):
-    """g minus its component in the span of the rows of G [B, P]: QR of G^T, then an SVD of R for the rank."""
-    dtype = torch.promote_types(g.dtype, torch.float32)              # never below float32, even for a bf16 model
+    """g minus its component in the span of the rows of G [B, P]: QR of G^T, then an SVD
+    of R for the rank."""
+    dtype = torch.promote_types(
+        g.dtype, torch.float32
+    )  # never below float32, even for a bf16 model
     rtol = 100 * torch.finfo(dtype).eps if rtol is None else rtol
-    Q, R = torch.linalg.qr(G.to(dtype).T)                            # G^T = Q R, Q: [P, k], k = min(P, B)
-    U, S, _ = torch.linalg.svd(R)                                     # R = U S V^T, so G^T = (QU) S V^T
-    basis = Q @ U[:, S > rtol * S.max()]                              # orthonormal basis of span(rows of G)
+    Q, R = torch.linalg.qr(G.to(dtype).T)  # G^T = Q R, Q: [P, k], k = min(P, B)
+    U, S, _ = torch.linalg.svd(R)  # R = U S V^T, so G^T = (QU) S V^T
+    basis = Q @ U[:, S > rtol * S.max()]  # orthonormal basis of span(rows of G)
     v = g.to(dtype)
     return (v - basis @ (basis.T @ v)).to(g.dtype)
 
 
 def my_project_lstsq(g, G, rtol=None):
-    """g - G^T c*, c* = argmin |g - G^T c| (eq-07-four-forms), with the same rank tolerance (CPU driver gelsd)."""
+    """g - G^T c*, c* = argmin |g - G^T c| (eq-07-four-forms), with the same rank
+    tolerance (gelsd, a CPU driver)."""
     dtype = torch.promote_types(g.dtype, torch.float32)
     rtol = 100 * torch.finfo(dtype).eps if rtol is None else rtol
     A, v = G.to(dtype).T, g.to(dtype)
-    c = torch.linalg.lstsq(A.cpu(), v[:, None].cpu(), rcond=rtol, driver="gelsd").solution.to(A.device)
+    c = torch.linalg.lstsq(
+        A.cpu(), v[:, None].cpu(), rcond=rtol, driver="gelsd"
+    ).solution.to(A.device)
     return (v - A @ c[:, 0]).to(g.dtype)
 
+
 # %% [markdown]
-# We check them on the real retain batch of §7.2 ($B = 32$, float32): our two routes and the library's two
-# routes agree with each other; every result is orthogonal to every per-sample gradient to the float32 level
-# (relative $10^{-5}$); projecting twice changes nothing; and the check is not vacuous, because the projection
-# removes a large part of $g_u$.
+# We check them on the real retain batch of the previous section ($B = 32$, float32). The accuracy to expect
+# is that of a projection computed in precision $u$ against $B$ rows whose span has condition number
+# $\kappa(G)$: an error of about $u\,(\kappa(G) + B)$ relative to $\|g_u\|$ (the subspace itself is only
+# determined to $u\,\kappa(G)$, and each of the $B$ Householder reflections adds its own rounding), which we use as
+# the tolerance `tol32` of every comparison below. Our two routes and the library's two routes agree
+# with each other and with a float64 reference to within `tol32`; every result is orthogonal to every per-sample
+# gradient to within `tol32`; projecting twice changes nothing; and the check is not vacuous, because the
+# projection removes a part of $g_u$ a thousand times larger than `tol32`.
+
 
 # %%
-outs = {"ours, QR": my_project_qr(g_u, G), "ours, lstsq": my_project_lstsq(g_u, G),
-        "library, QR": project_orthogonal(g_u, G, "qr"), "library, lstsq": project_orthogonal(g_u, G, "lstsq")}
-ref64 = project_orthogonal(g_u.double(), G.double())                          # float64 reference
+def float32_tol(M):
+    """The accuracy of a float32 projection against the n rows of M, relative to |g|:
+    u32 (cond + n), with cond the condition number of the span of the rows (the singular
+    values above the rank cut), which amplifies rounding within the subspace, and n the
+    number of rows, each of which adds the rounding of one reflection or product."""
+    sv = torch.linalg.svdvals(M.double())
+    sv = sv[sv > RANK_RTOL_EPS * u32 * sv[0]]
+    return u32 * ((sv[0] / sv[-1]).item() + M.shape[0])
+
+
+outs = {
+    "ours, QR": my_project_qr(g_u, G),
+    "ours, lstsq": my_project_lstsq(g_u, G),
+    "library, QR": project_orthogonal(g_u, G, "qr"),
+    "library, lstsq": project_orthogonal(g_u, G, "lstsq"),
+}
+ref64 = project_orthogonal(g_u.double(), G.double())  # float64 reference
+tol32 = float32_tol(G)
+print(f"tol32 = u (cond(G) + B) = {tol32:.1e}")
 for name, out in outs.items():
-    print(f"{name:15s} residual {orth_residual(out, G, g_u):.1e}, distance to float64 reference "
-          f"{((out.double() - ref64).norm() / g_u.norm()).item():.1e}, "
-          f"|g_u^perp| / |g_u| = {(out.norm() / g_u.norm()).item():.3f}")
-    assert orth_residual(out, G, g_u) < 1e-5
-    assert (out.double() - ref64).norm() < 1e-5 * g_u.norm()
-    assert (project_orthogonal(out, G) - out).norm() < 1e-5 * g_u.norm()       # idempotent
-    assert (my_project_qr(out, G) - out).norm() < 1e-5 * g_u.norm()
-names = list(outs)
-assert all((outs[p] - outs[q]).norm() < 1e-5 * g_u.norm() for p in names for q in names)
-assert (g_u - outs["library, QR"]).norm() > 0.1 * g_u.norm()                  # a large part of g_u is removed
+    print(
+        f"{name:15s} residual {orth_residual(out, G, g_u):.1e}, distance to float64 "
+        f"{((out.double() - ref64).norm() / g_u.norm()).item():.1e}, "
+        f"|g_u^perp| / |g_u| = {(out.norm() / g_u.norm()).item():.3f}"
+    )
+
+# %% tags=["hide-input"]
+for name, out in outs.items():
+    assert orth_residual(out, G, g_u) < tol32, name
+    assert (out.double() - ref64).norm() < tol32 * g_u.norm(), name
+    assert (project_orthogonal(out, G) - out).norm() < tol32 * g_u.norm(), (
+        name
+    )  # idempotent
+    assert (my_project_qr(out, G) - out).norm() < tol32 * g_u.norm(), name
+assert all((outs[p] - outs[q]).norm() < tol32 * g_u.norm() for p in outs for q in outs)
+assert (g_u - outs["library, QR"]).norm() > 1e3 * tol32 * g_u.norm(), "not vacuous"
 
 # %% [markdown]
 # **Rank-deficient $G$.** Append to the batch three exact duplicates and two linear combinations of its
@@ -357,27 +459,43 @@ assert (g_u - outs["library, QR"]).norm() > 0.1 * g_u.norm()                  # 
 # (Per-sample gradients in the second situation are the subject of §7.6.)
 
 # %%
-G_dep = torch.cat([G, G[:3], (G[4] - 2 * G[5])[None], (0.3 * G[6] + 0.7 * G[7])[None]])      # 37 rows, rank 32
-ROUTES = {"ours, QR": my_project_qr, "ours, lstsq": my_project_lstsq,
-          "library, QR": lambda g, M: project_orthogonal(g, M, "qr"),
-          "library, lstsq": lambda g, M: project_orthogonal(g, M, "lstsq")}
+# 37 rows of rank 32: three duplicates and two linear combinations of rows of G
+G_dep = torch.cat([G, G[:3], (G[4] - 2 * G[5])[None], (0.3 * G[6] + 0.7 * G[7])[None]])
+ROUTES = {
+    "ours, QR": my_project_qr,
+    "ours, lstsq": my_project_lstsq,
+    "library, QR": lambda g, M: project_orthogonal(g, M, "qr"),
+    "library, lstsq": lambda g, M: project_orthogonal(g, M, "lstsq"),
+}
 for name, fn in ROUTES.items():
     out = fn(g_u, G_dep)
-    assert orth_residual(out, G_dep, g_u) < 1e-5 and (out.double() - ref64).norm() < 1e-5 * g_u.norm(), name
+    assert orth_residual(out, G_dep, g_u) < tol32, name
+    assert (out.double() - ref64).norm() < tol32 * g_u.norm(), name
 
 gen = torch.Generator().manual_seed(1)
-W_full = torch.randn(40, 30, generator=gen)                                                  # B = 40 >= P = 30, rank 30
-W_def = (torch.randint(-3, 4, (40, 20), generator=gen) @ torch.randint(-3, 4, (20, 30), generator=gen)).float()
-# (integer factors: W_def is exactly of rank 20 in float32, so the float64 reference sees the same matrix)
-w = torch.randn(30, generator=gen)
+W_full = torch.randn(40, 30, generator=gen).to(device)  # B = 40 >= P = 30, rank 30
+# integer factors: W_def is exactly of rank 20 in float32 (float64 sees the same matrix)
+W_def = (
+    (
+        torch.randint(-3, 4, (40, 20), generator=gen)
+        @ torch.randint(-3, 4, (20, 30), generator=gen)
+    )
+    .float()
+    .to(device)
+)
+w = torch.randn(30, generator=gen).to(device)
 w_ref = project_orthogonal(w.double(), W_def.double())
 for name, fn in ROUTES.items():
-    assert fn(w, W_full).norm() < 1e-5 * w.norm(), name
+    assert fn(w, W_full).norm() < float32_tol(W_full) * w.norm(), name
     out = fn(w, W_def)
-    assert orth_residual(out, W_def, w) < 1e-5 and (out.double() - w_ref).norm() < 1e-5 * w.norm(), name
-print(f"rank-deficient batch (37 rows, rank 32): all four routes give the projection of the 32 rows; "
-      f"40 x 30 of full rank: nothing left; 40 x 30 of rank 20: |projection| / |g| = {(w_ref.norm() / w.norm()).item():.2f}")
-assert w_ref.norm() > 0.2 * w.norm()
+    assert orth_residual(out, W_def, w) < float32_tol(W_def), name
+    assert (out.double() - w_ref).norm() < float32_tol(W_def) * w.norm(), name
+print(
+    "rank-deficient batch (37 rows, rank 32): all four routes give the projection\n"
+    "of the 32 rows; 40 x 30 of full rank: nothing left;\n40 x 30 of rank 20: "
+    f"|projection| / |g| = {(w_ref.norm() / w.norm()).item():.2f}"
+)
+assert w_ref.norm() > 1e3 * float32_tol(W_def) * w.norm(), "10 dimensions survive"
 
 # %% [markdown]
 # ## The OrthoGrad step from scratch
@@ -389,23 +507,36 @@ assert w_ref.norm() > 0.2 * w.norm()
 # with a batch size that covers both. Both orderings of a batch give the same gradients up to rounding, and the
 # projection depends only on the span. We run five steps at the library's default learning rate and $\alpha$, for
 # the default (per-sample, global), the mean ablation (`mode="mean"`: project out $\bar g_r$ only) and the
-# per-tensor scope of §7.6.
+# per-tensor scope of §7.6. The two implementations run in the same process on the same kernels, but they sum
+# the forget batch in different orders and compute the projection by different routes, so each step's direction
+# differs by rounding: at most about `tol32` from the projection (previous section) plus $u\sqrt n$ from summing $n$
+# per-sample terms, relative to the step. Over five steps, the parameter difference must therefore stay within
+# $5\,(\texttt{tol32} + u\sqrt n)$ of the distance the parameters moved; a wrong sign or a dropped term would make it
+# of the order of that distance.
+
 
 # %%
-def my_orthograd(model0, xf, yf, xr, yr, steps, lr, alpha, mode="per_sample", scope="global"):
+def my_orthograd(
+    model0, xf, yf, xr, yr, steps, lr, alpha, mode="per_sample", scope="global"
+):
     """OrthoGrad (eq-07-update) with plain SGD on fixed batches."""
-    model = copy.deepcopy(model0).train()                  # never touch the caller's model
+    model = copy.deepcopy(model0).train()  # never touch the caller's model
     params = trainable(model)
     sizes = [p.numel() for p in params.values()]
     for _ in range(steps):
-        g_u = loss_grad(model, xf, yf)                      # gradient of CE_f (ascended)
+        g_u = loss_grad(model, xf, yf)  # gradient of CE_f (ascended)
         G = flatten_batched(per_sample_grads(model, xr, yr))
         g_bar = G.mean(0)
         basis = G if mode == "per_sample" else g_bar[None]
         if scope == "global":
             g_perp = my_project_qr(g_u, basis)
-        else:                                               # one projection per parameter tensor (§7.6)
-            g_perp = torch.cat([my_project_qr(a, b) for a, b in zip(g_u.split(sizes), basis.split(sizes, dim=1))])
+        else:  # one projection per parameter tensor (§7.6)
+            g_perp = torch.cat(
+                [
+                    my_project_qr(a, b)
+                    for a, b in zip(g_u.split(sizes), basis.split(sizes, dim=1))
+                ]
+            )
         d = alpha * g_bar - (1 - alpha) * g_perp
         with torch.no_grad():
             for p, dp in zip(params.values(), unflatten(d, params).values()):
@@ -413,23 +544,57 @@ def my_orthograd(model0, xf, yf, xr, yr, steps, lr, alpha, mode="per_sample", sc
     return model.eval()
 
 
-og_defaults = {k: v.default for k, v in inspect.signature(REGISTRY["orthograd"]).parameters.items()
-               if v.default is not inspect.Parameter.empty}
-print("library defaults:", {k: og_defaults[k] for k in ("epochs", "lr", "alpha", "batch_size", "scope", "mode",
-                                                        "momentum", "weight_decay", "stop_at")})
+og_defaults = {
+    k: v.default
+    for k, v in inspect.signature(REGISTRY["orthograd"]).parameters.items()
+    if v.default is not inspect.Parameter.empty
+}
+shown = ("epochs", "lr", "alpha", "batch_size", "scope", "mode", "momentum",
+         "weight_decay", "stop_at")
+print("library defaults:", ", ".join(f"{k}={og_defaults[k]}" for k in shown[:5]))
+print("                  ", ", ".join(f"{k}={og_defaults[k]}" for k in shown[5:]))
 assert og_defaults["momentum"] == 0 and og_defaults["weight_decay"] == 0
-pos32 = r_perm[:B]                                          # positions into task.x_retain
+pos32 = r_perm[:B]  # positions into task.x_retain
 full = max(len(task.y_forget), len(pos32))
 theta0 = torch.cat([p.detach().reshape(-1) for p in m0.parameters()])
-for mode, scope in (("per_sample", "global"), ("mean", "global"), ("per_sample", "tensor")):
-    ours = my_orthograd(m0, task.x_forget, task.y_forget, task.x_retain[pos32], task.y_retain[pos32], steps=5,
-                        lr=og_defaults["lr"], alpha=og_defaults["alpha"], mode=mode, scope=scope)
-    lib = REGISTRY["orthograd"](m0, task, steps=5, batch_size=full, retain_positions=pos32, stop_at=None,
-                                mode=mode, scope=scope)
-    a_, b_ = (torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in (ours, lib))
-    moved, diff = (b_ - theta0).abs().max().item(), (a_ - b_).abs().max().item()
-    print(f"mode {mode:10s} scope {scope:6s}: parameters moved by up to {moved:.1e}, ours - library up to {diff:.1e}")
-    assert diff < 1e-6 and moved > 1e3 * diff
+step_tol = 5 * (tol32 + u32 * full**0.5)  # 5 steps of tol32 + u sqrt(n)
+for mode, scope in (
+    ("per_sample", "global"),
+    ("mean", "global"),
+    ("per_sample", "tensor"),
+):
+    ours = my_orthograd(
+        m0,
+        task.x_forget,
+        task.y_forget,
+        task.x_retain[pos32],
+        task.y_retain[pos32],
+        steps=5,
+        lr=og_defaults["lr"],
+        alpha=og_defaults["alpha"],
+        mode=mode,
+        scope=scope,
+    )
+    lib = REGISTRY["orthograd"](
+        m0,
+        task,
+        steps=5,
+        batch_size=full,
+        retain_positions=pos32,
+        stop_at=None,
+        mode=mode,
+        scope=scope,
+    )
+    a_, b_ = (
+        torch.cat([p.detach().reshape(-1) for p in m.parameters()]) for m in (ours, lib)
+    )
+    moved, diff = (b_ - theta0).norm().item(), (a_ - b_).norm().item()
+    print(
+        f"mode {mode:10s} scope {scope:6s}: |theta - theta0| = {moved:.1e}, "
+        f"|ours - library| = {diff:.1e} = {diff / moved:.0e} of it "
+        f"(bound {step_tol:.0e})"
+    )
+    assert diff < step_tol * moved, (mode, scope)
 
 # %% [markdown]
 # ## First order, inside the batch and outside it
@@ -439,13 +604,26 @@ for mode, scope in (("per_sample", "global"), ("mean", "global"), ("per_sample",
 # it changes at first order, so halving the step must **halve** it. For retain samples that were *not* in the
 # batch the projection promises nothing: their change should stay first order. We test all three by finite
 # differences on each seed's trained network, in float64 (so that rounding does not hide a change of order
-# $\eta^2$) and with tiny steps (so that no ReLU switches on or off along the step, which would be a first-order
-# effect). The step sizes are relative: $\eta\,\|g_u\|$ ranges over $10^{-6}\dots10^{-2}$. "Outside" are 512 other
+# $\eta^2$) and with small steps (we count the ReLUs that switch on or off along each step: a switch would be a
+# first-order effect). The step sizes are relative: $\eta\,\|g_u\|$ ranges over $10^{-6}\dots10^{-2}$. "Outside" are 512 other
 # retain samples.
+#
+# The order of a change is read from the ratio $\Delta\ell(\eta) / \Delta\ell(\eta/2)$, which is $2^k$ for a change
+# of order $k$; we report the local order $k = \log_2$ of that ratio. Two things move it away from an integer:
+# the next Taylor term, whose relative size at these steps is of the order of the ratio between the second-order
+# and the first-order curves (about $10^{-6}$ at $\eta\|g_u\| = 10^{-5}$, printed below), and the rounding of the
+# float64 losses. A logit $z_c$ is rounded by about $u|z|$, which moves a cross-entropy by at most
+# $2u\,|z|_\infty(1 - p_y)$ (its gradient in the logits is $p - e_y$), on top of the rounding of the loss itself;
+# we only read the order where the change at $\eta/2$ is a hundred times that floor, which keeps the rounding's
+# effect on $k$ below $0.03$.
+# A planted error that changes the order (a projection that is not one, a dropped term) moves $k$ by a whole
+# unit, so we accept $|k - k_{\text{claimed}}| < 1/4$, a quarter of the spacing between orders.
+
 
 # %%
 def loss_change(model, d, eta, x, y):
-    """Per-sample change of the cross-entropy when the parameters move by +eta d (then restored)."""
+    """Per-sample change of the cross-entropy when the parameters move by +eta d
+    (then restored)."""
     params = trainable(model)
     before = F.cross_entropy(model(x), y, reduction="none")
     with torch.no_grad():
@@ -457,59 +635,152 @@ def loss_change(model, d, eta, x, y):
     return (after - before).detach()
 
 
+def relu_switches(model, d, eta, x):
+    """Per sample of the batch x: does any ReLU input change sign when the parameters
+    move by +eta d? (The parameters are restored afterwards.)"""
+    signs = []
+    relus = [m for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    hooks = [m.register_forward_hook(lambda mod, inp, out: signs.append(inp[0] > 0))
+             for m in relus]
+    params = trainable(model)
+    saved = [p.detach().clone() for p in params.values()]
+    with torch.no_grad():
+        model(x)
+        for p, dp in zip(params.values(), unflatten(eta * d, params).values()):
+            p.add_(dp)
+        model(x)
+        for p, p0 in zip(params.values(), saved):
+            p.copy_(p0)
+    for h in hooks:
+        h.remove()
+    n = len(relus)
+    changed = [(a != b).flatten(1).any(1) for a, b in zip(signs[:n], signs[n:])]
+    return torch.stack(changed).any(0)
+
+
 STEPS_REL = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)
 first_order = []
 for seed in SEEDS:
     t_s = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
-    m64 = copy.deepcopy(original_model(data, cfg, seed=seed, device=device)).double().eval()
+    m64 = (
+        copy.deepcopy(original_model(data, cfg, seed=seed, device=device))
+        .double()
+        .eval()
+    )
     gen = torch.Generator().manual_seed(seed)
-    rp, fp = torch.randperm(len(t_s.y_retain), generator=gen), torch.randperm(len(t_s.y_forget), generator=gen)
+    rp = torch.randperm(len(t_s.y_retain), generator=gen).to(device)
+    fp = torch.randperm(len(t_s.y_forget), generator=gen).to(device)
     x_in, y_in = t_s.x_retain[rp[:B]].double(), t_s.y_retain[rp[:B]]
-    x_out, y_out = t_s.x_retain[rp[B:B + 512]].double(), t_s.y_retain[rp[B:B + 512]]
+    x_out, y_out = t_s.x_retain[rp[B : B + 512]].double(), t_s.y_retain[rp[B : B + 512]]
     gu64 = loss_grad(m64, t_s.x_forget[fp[:B]].double(), t_s.y_forget[fp[:B]])
     gp64 = project_orthogonal(gu64, flatten_batched(per_sample_grads(m64, x_in, y_in)))
-    curves = {}
-    for key, d, (x, y) in (("in, projected", gp64, (x_in, y_in)), ("in, plain", gu64, (x_in, y_in)),
-                           ("out, projected", gp64, (x_out, y_out)), ("out, plain", gu64, (x_out, y_out))):
-        curves[key] = [loss_change(m64, d, s / gu64.norm(), x, y).abs() for s in STEPS_REL]
-    first_order.append(curves)
-    k = STEPS_REL.index(1e-5)                                 # the step for the halving test
-    half = {key: (loss_change(m64, d, 0.5e-5 / gu64.norm(), x, y).abs().max()).item()
-            for key, d, (x, y) in (("in, projected", gp64, (x_in, y_in)), ("in, plain", gu64, (x_in, y_in)),
-                                   ("out, projected", gp64, (x_out, y_out)))}
-    ratio = {key: curves[key][k].max().item() / half[key] for key in half}
-    shrink_out = (curves["out, projected"][k].mean() / curves["out, plain"][k].mean()).item()
-    print(f"seed {seed}: change(eta) / change(eta/2), largest over samples: in batch projected "
-          f"{ratio['in, projected']:.2f}, in batch plain {ratio['in, plain']:.2f}, outside projected "
-          f"{ratio['out, projected']:.2f}; largest change in batch projected {curves['in, projected'][k].max():.1e} vs "
-          f"plain {curves['in, plain'][k].max():.1e}; mean change outside, projected / plain = {shrink_out:.2f}")
-    assert 3.5 < ratio["in, projected"] < 4.5            # second order in the batch: halving the step quarters it
-    assert 1.9 < ratio["in, plain"] < 2.1                # first order without the projection
-    assert 1.9 < ratio["out, projected"] < 2.1           # ... and first order outside the batch, projection or not
-    assert curves["in, projected"][k].max() < 1e-3 * curves["in, plain"][k].max()
-    assert curves["out, projected"][k].mean() > 100 * curves["in, projected"][k].max()
-    assert 0.01 < shrink_out < 0.5
-    # The same over the whole range of step sizes: log-log slopes of the largest change.
-    slope = {key: np.polyfit(np.log(STEPS_REL), np.log([c.max().item() for c in curves[key]]), 1)[0] for key in curves}
-    assert 1.8 < slope["in, projected"] < 2.2 and all(0.9 < slope[key] < 1.1 for key in curves if key != "in, projected")
+    cases = {
+        "in, projected": (gp64, x_in, y_in),
+        "in, plain": (gu64, x_in, y_in),
+        "out, projected": (gp64, x_out, y_out),
+        "out, plain": (gu64, x_out, y_out),
+    }
+    curves, order, switches = {}, {}, {}
+    for key, (d, x, y) in cases.items():
+        switched = [relu_switches(m64, d, s / gu64.norm(), x) for s in STEPS_REL]
+        switches[key] = [int(sw.sum()) for sw in switched]
+        curves[key] = [
+            loss_change(m64, d, s / gu64.norm(), x, y).abs() for s in STEPS_REL
+        ]
+        # local order log2(change(eta) / change(eta / 2)) of the largest change over the
+        # samples none of whose ReLUs switches along the step, read only where that
+        # change at eta / 2 is 100 times the rounding floor: a logit rounded by u |z|
+        # moves a cross-entropy by 2 u |z| (1 - p_y)
+        with torch.no_grad():
+            z = m64(x)
+            p_y = z.softmax(1).gather(1, y[:, None])[:, 0]
+            ce = F.cross_entropy(z, y, reduction="none")
+            floor = u64 * (2 * z.abs().amax(1) * (1 - p_y) + ce).max().item()
+        order[key] = []
+        for s, c, sw in zip(STEPS_REL, curves[key], switched):
+            h = loss_change(m64, d, 0.5 * s / gu64.norm(), x, y).abs()[~sw]
+            ok = len(h) > 0 and h.max().item() > 100 * floor
+            ratio = c[~sw].max().item() / h.max().item() if ok else None
+            order[key].append(math.log2(ratio) if ok else None)
+    first_order.append({"curves": curves, "order": order, "switches": switches})
+    k = STEPS_REL.index(1e-5)  # the step of the halving test
+    shrink_out = (
+        curves["out, projected"][k].mean() / curves["out, plain"][k].mean()
+    ).item()
+    print(f"seed {seed}: local order at eta |g_u| = 1e-5: "
+          + ", ".join(f"{key} {order[key][k] or float('nan'):.3f}" for key in cases))
+    print(
+        "        largest change in batch, projected "
+        f"{curves['in, projected'][k].max():.1e} "
+        f"vs plain {curves['in, plain'][k].max():.1e}; "
+        f"mean change outside, projected / plain = {shrink_out:.2f}"
+    )
+    print(f"        samples with a ReLU switch along the projected step: batch "
+          f"{switches['in, projected']}, outside {switches['out, projected']}")
+
+# %% [markdown]
+# On every seed, in the batch, halving the step quarters the change along the projected direction (order 2) and
+# halves it along the plain one (order 1); outside the batch it halves it even along the projected direction.
+# The check below reads the local order at every step, over the samples none of whose ReLUs switches along it
+# (the printed counts are the samples left out: a switch is a kink of the loss along the step, which adds a
+# first-order change that the tiny second-order change in the batch cannot hide), wherever that change is above
+# the rounding floor. The projected
+# change in the batch is smaller than the plain one by a factor of order $\eta$ (we check $10^{-3}$), and the
+# first-order change outside exceeds it by a hundredfold.
+
+# %% tags=["hide-input"]
+CLAIMED = {"in, projected": 2, "in, plain": 1, "out, projected": 1, "out, plain": 1}
+for seed, fo in zip(SEEDS, first_order):
+    c, o = fo["curves"], fo["order"]
+    for key, claimed in CLAIMED.items():
+        assert o[key][k] is not None, (seed, key, "the halving step is readable")
+        for i, order_i in enumerate(o[key]):
+            if order_i is not None:
+                assert abs(order_i - claimed) < 0.25, (seed, key, STEPS_REL[i], order_i)
+    assert c["in, projected"][k].max() < 1e-3 * c["in, plain"][k].max(), seed
+    assert c["out, projected"][k].mean() > 100 * c["in, projected"][k].max(), seed
 
 # %%
 fig, ax = plt.subplots(figsize=(6, 4))
-for key, style in (("in, projected", "o-"), ("in, plain", "s--"), ("out, projected", "^-"), ("out, plain", "v--")):
-    ax.loglog(STEPS_REL, [c.max().item() for c in first_order[0][key]], style, label=key)
+for key, style in (
+    ("in, projected", "o-"),
+    ("in, plain", "s--"),
+    ("out, projected", "^-"),
+    ("out, plain", "v--"),
+):
+    ax.loglog(
+        STEPS_REL,
+        [c.max().item() for c in first_order[0]["curves"][key]],
+        style,
+        label=key,
+    )
 ax.set_xlabel(r"step size $\eta\,\|g_u\|$")
 ax.set_ylabel(r"largest $|\Delta \ell_i|$ over the samples")
-ax.set_title("Seed 0: retain losses after one step (slope 1: first order, slope 2: second order)")
+ax.set_title(
+    "Seed 0: retain losses after one step\n"
+    "(slope 1: first order, slope 2: second order)"
+)
 ax.legend()
 plt.show()
 
 # %% [markdown]
 # The projected curve for the batch has slope 2 and lies orders of magnitude below the others; the three other
-# curves have slope 1 (the fitted slopes are asserted for every seed). So the first-order claim holds exactly where
-# it was derived, **for the $B$ samples in the batch**, and nowhere else. Outside the batch the projection does
-# help on average (the printed ratio of mean changes is well below 1: gradients of similar images are correlated, so
-# removing the span of 32 of them also removes part of the others), but the change there is still first order, the
-# same kind of change gradient ascent makes. That is why OrthoGrad adds the descent term $\alpha \bar g_r$, which repairs what the projection cannot
+# curves have slope 1, up to the steps long enough to switch ReLUs of the batch (the printed counts). So the first-order claim holds exactly where it was derived, **for the $B$ samples in the batch**,
+# and nowhere else. Outside the batch the projection does help on average (the printed ratio of mean changes is below 1 on
+# every seed: gradients of similar images are correlated, so removing the span of 32 of them also removes part
+# of the others), but the change there is still first order, the same kind of change gradient ascent makes.
+
+# %% tags=["hide-input"]
+outside = [
+    (
+        fo["curves"]["out, projected"][k].mean() / fo["curves"]["out, plain"][k].mean()
+    ).item()
+    for fo in first_order
+]
+assert all(r < 1 for r in outside), "the projection helps outside the batch on average"
+
+# %% [markdown]
+# That is why OrthoGrad adds the descent term $\alpha \bar g_r$, which repairs what the projection cannot
 # protect, and why it draws a new retain batch at every step.
 #
 # ## Global or per tensor?
@@ -520,35 +791,62 @@ plt.show()
 # per-sample gradient, but through $B \cdot L$ constraints instead of $B$. Its feasible set is a subspace of the
 # global one, so it always keeps less of $g_u$: $\rho_{\text{tensor}} \le \rho_{\text{global}}$. Worse, whenever
 # the $B$ pieces span their block (possible only if $P_l \le B$), the block's update is **exactly zero**. At
-# $B = 32$ and the `ci` profile's CNN (16 and 32 channels) that is every GroupNorm scale and shift and the bias of
-# the head (10 entries; its per-sample gradients $p - e_y$ sum to zero, so they span at most 9 of the 10 dimensions,
-# the printed rank of 10 being float32 rounding, but $g_u$'s block lies in the same 9-dimensional subspace). These
-# tensors are frozen for the whole run, silently. The table shows which tensors it is for the model of the current
-# profile.
+# $B = 32$ and the `ci` profile's CNN (16 and 32 channels) that is every tensor with fewer than $B$ entries: the
+# GroupNorm scale and shift of the first layer (16 entries) and the bias of the head (10 entries; its per-sample
+# gradients $p - e_y$ sum to zero, so they span at most 9 of the 10 dimensions, the printed rank of 10 being
+# float32 rounding, but $g_u$'s block lies in the same 9-dimensional subspace). The 32-channel GroupNorm tensors
+# are the edge case $P_l = B$: their block is a square $32 \times 32$ matrix, which spans its block for the
+# projection only if its smallest singular value stands above the rank tolerance $100u$; whether it does depends
+# on the trained model. The frozen tensors stay frozen for the whole run, silently. The table shows which tensors
+# it is for the model of the current profile.
 
 # %%
 sizes = [p.numel() for p in trainable(m0).values()]
 names_p = list(trainable(m0))
 tensor_dir = orthogonal_direction(g_u, G, sizes, "tensor")
 global_dir = orthogonal_direction(g_u, G, sizes, "global")
-print(f"{'tensor':20s} {'P_l':>5s} {'rank G_l':>8s} {'kept, per tensor':>17s} {'kept, global':>13s}")
-zeroed = []
-for name, size, t_l, g_l, u_l, G_l in zip(names_p, sizes, tensor_dir.split(sizes), global_dir.split(sizes),
-                                          g_u.split(sizes), G.split(sizes, dim=1)):
+# "zeroed": a kept share below 1e-4, far above the ~1e-6 that float32 rounding leaves of
+# a block projected out entirely, and far below the share a genuine direction keeps
+ZERO = 1e-4
+print(
+    f"{'tensor':20s} {'P_l':>5s} {'rank G_l':>8s} {'kept, per tensor':>17s} "
+    f"{'kept, global':>13s}"
+)
+zeroed, kept_global = [], []
+for name, size, t_l, g_l, u_l, G_l in zip(
+    names_p,
+    sizes,
+    tensor_dir.split(sizes),
+    global_dir.split(sizes),
+    g_u.split(sizes),
+    G.split(sizes, dim=1),
+):
     kept_t, kept_g = (t_l.norm() / u_l.norm()).item(), (g_l.norm() / u_l.norm()).item()
-    print(f"{name:20s} {size:5d} {torch.linalg.matrix_rank(G_l.double()).item():8d} {kept_t:17.1e} {kept_g:13.2f}")
-    if kept_t < 1e-4:
+    rank = torch.linalg.matrix_rank(G_l.double()).item()
+    print(f"{name:20s} {size:5d} {rank:8d} {kept_t:17.1e} {kept_g:13.2f}")
+    kept_global.append(kept_g)
+    if kept_t < ZERO:
         zeroed.append(name)
-rho_tensor, rho_global = (tensor_dir.norm() / g_u.norm()).item(), (global_dir.norm() / g_u.norm()).item()
+rho_tensor = (tensor_dir.norm() / g_u.norm()).item()
+rho_global = (global_dir.norm() / g_u.norm()).item()
 print(f"zeroed per tensor at B = {B}: {zeroed}")
-print(f"preserved-signal ratio rho: global {rho_global:.3f}, per tensor {rho_tensor:.3f}")
-assert set(zeroed) == {n for n, s in zip(names_p, sizes) if s <= B}       # exactly the tensors with P_l <= B
-assert all((g_l.norm() > 0.05 * u_l.norm()) for g_l, u_l in zip(global_dir.split(sizes), g_u.split(sizes)))
-assert orth_residual(tensor_dir, G, g_u) < 1e-5 and rho_tensor < rho_global
+print(
+    f"preserved-signal ratio rho: global {rho_global:.3f}, per tensor {rho_tensor:.3f}"
+)
 
 # %% [markdown]
-# Every tensor with $P_l \le B$ is zeroed per tensor, and none globally. The global projection removes different
-# fractions from different tensors, but it freezes none. We
+# Per tensor, every tensor with $P_l < B$ is zeroed, and only tensors with $P_l \le B$ can be; globally, none is.
+# The global projection removes different fractions from different tensors, but it freezes none. The per-tensor direction is still orthogonal to every
+# per-sample gradient, and keeps less of $g_u$ than the global one.
+
+# %% tags=["hide-input"]
+assert {n for n, s in zip(names_p, sizes) if s < B} <= set(zeroed), "all P_l < B zeroed"
+assert set(zeroed) <= {n for n, s in zip(names_p, sizes) if s <= B}, "only P_l <= B"
+assert min(kept_global) > ZERO, "the global scope freezes no tensor"
+assert orth_residual(tensor_dir, G, g_u) < tol32 and rho_tensor < rho_global
+
+# %% [markdown]
+# We
 # measure what the per-tensor scope does to a whole run in the experiment of §7.8 (`orthograd[5%,tensor]`).
 # `unlearnlib` defaults to the global scope, as the abstract describes the method; `scope="tensor"` reproduces the
 # public code.
@@ -560,18 +858,30 @@ assert orth_residual(tensor_dir, G, g_u) < 1e-5 and rho_tensor < rho_global
 # On top come the activations of the vectorised backward pass, also proportional to $B$.
 
 # %%
-print(f"{'model':9s} {'P':>11s} " + " ".join(f"{'B = ' + str(b) + ': G + QR':>16s}" for b in (8, 32, 128)))
-for name, shape in (("mlp", data.input_shape), ("cnn", data.input_shape), ("cnn-wide", data.input_shape),
-                    ("resnet18", (3, 32, 32))):
+print(
+    f"{'model':9s} {'P':>11s} "
+    + " ".join(f"{'B = ' + str(b) + ': G + QR':>16s}" for b in (8, 32, 128))
+)
+for name, shape in (
+    ("mlp", data.input_shape),
+    ("cnn", data.input_shape),
+    ("cnn-wide", data.input_shape),
+    ("resnet18", (3, 32, 32)),
+):
     p_m = count_parameters(make_model(name, shape, 10))
     cells = []
     for b in (8, 32, 128):
-        mib = 2 * b * p_m * 4 / 2**20                                           # two B x P float32 arrays
+        mib = 2 * b * p_m * 4 / 2**20  # two B x P float32 arrays
         cells.append(f"{mib / 1024:13.2f} GiB" if mib > 1024 else f"{mib:13.1f} MiB")
     print(f"{name:9s} {p_m:11,d} " + " ".join(f"{c:>16s}" for c in cells))
 gib = lambda b: 2 * b * p_resnet * 4 / 2**30
-resnet_largest = max(p.numel() for p in make_model("resnet18", (3, 32, 32), 10).parameters())
-print(f"ResNet-18: largest single tensor {resnet_largest:,d} parameters = {resnet_largest / p_resnet:.2f} of P")
+resnet_largest = max(
+    p.numel() for p in make_model("resnet18", (3, 32, 32), 10).parameters()
+)
+print(
+    f"ResNet-18: largest single tensor {resnet_largest:,d} parameters = "
+    f"{resnet_largest / p_resnet:.2f} of P"
+)
 assert 2 < gib(32) < 3 and gib(128) > 10 and 0.15 < resnet_largest / p_resnet < 0.25
 
 # %% [markdown]
@@ -595,9 +905,11 @@ assert 2 < gib(32) < 3 and gib(128) > 10 and 0.15 < resnet_largest / p_resnet < 
 # We write the streamed Gram projection from scratch, one group per layer, and compare it with QR on the batch of
 # §7.2, once with $K$ accumulated in float32 and once in float64.
 
+
 # %%
 def per_sample_grads_of(model, x, y, names):
-    """Per-sample gradients [B, P_group] of the parameters in `names` only (the others held fixed)."""
+    """Per-sample gradients [B, P_group] of the parameters in `names` only
+    (the others held fixed)."""
     sub = copy.deepcopy(model)
     for n, p in sub.named_parameters():
         p.requires_grad_(n in names)
@@ -605,50 +917,89 @@ def per_sample_grads_of(model, x, y, names):
 
 
 def my_streamed_projection(model, x, y, g_u, groups, acc_dtype, rtol):
-    """g_u projected with only B x B numbers and one group's B x P_group block in memory (two passes)."""
-    parts = dict(zip(trainable(model), g_u.split([p.numel() for p in trainable(model).values()])))
+    """g_u projected with only B x B numbers and one group's B x P_group block in memory
+    (two passes)."""
+    parts = dict(
+        zip(trainable(model), g_u.split([p.numel() for p in trainable(model).values()]))
+    )
     gu_of = lambda names: torch.cat([parts[n] for n in names])
     K = torch.zeros(len(y), len(y), dtype=acc_dtype, device=g_u.device)
     b = torch.zeros(len(y), dtype=acc_dtype, device=g_u.device)
-    for names in groups:                                        # pass 1: accumulate K = G G^T and b = G g_u
+    for names in groups:  # pass 1: accumulate K = G G^T and b = G g_u
         G_l = per_sample_grads_of(model, x, y, names).to(acc_dtype)
         K += G_l @ G_l.T
         b += G_l @ gu_of(names).to(acc_dtype)
-    lam, V = torch.linalg.eigh(K)                               # K = V diag(lam) V^T
-    keep = lam > rtol * lam.max()                               # cut-off on eigenvalues = sigma^2
-    c = V @ torch.where(keep, (V.T @ b) / lam.clamp_min(torch.finfo(acc_dtype).tiny), torch.zeros_like(b))
+    lam, V = torch.linalg.eigh(K)  # K = V diag(lam) V^T
+    keep = lam > rtol * lam.max()  # cut-off on eigenvalues = sigma^2
+    c = V @ torch.where(
+        keep,
+        (V.T @ b) / lam.clamp_min(torch.finfo(acc_dtype).tiny),
+        torch.zeros_like(b),
+    )
     out = []
-    for names in groups:                                        # pass 2: g_l - G_l^T c, group by group
+    for names in groups:  # pass 2: g_l - G_l^T c, group by group
         G_l = per_sample_grads_of(model, x, y, names).to(acc_dtype)
         out.append(gu_of(names).to(acc_dtype) - G_l.T @ c)
     return torch.cat(out).to(g_u.dtype)
 
 
-groups = [[n for n in names_p if n.startswith(prefix)] for prefix in ("features.0", "features.1", "features.3",
-                                                                     "features.4", "features.6", "features.7", "head")]
-groups = [[n for g in groups[i:j] for n in g] for i, j in ((0, 2), (2, 4), (4, 6), (6, 7))]  # one group per layer
+groups = [
+    [n for n in names_p if n.startswith(prefix)]
+    for prefix in (
+        "features.0",
+        "features.1",
+        "features.3",
+        "features.4",
+        "features.6",
+        "features.7",
+        "head",
+    )
+]
+groups = [
+    [n for g in groups[i:j] for n in g] for i, j in ((0, 2), (2, 4), (4, 6), (6, 7))
+]  # one group per layer
 assert [n for g in groups for n in g] == names_p
 qr_out = project_orthogonal(g_u, G)
-streamed = {dt: my_streamed_projection(m0, xr, yr, g_u, groups, dt, rtol=(RANK_RTOL_EPS * u32) ** 2)
-            for dt in (torch.float32, torch.float64)}
+streamed = {
+    dt: my_streamed_projection(
+        m0, xr, yr, g_u, groups, dt, rtol=(RANK_RTOL_EPS * u32) ** 2
+    )
+    for dt in (torch.float32, torch.float64)
+}
 largest = max(sum(s for n, s in zip(names_p, sizes) if n in g) for g in groups)
-print(f"peak per-sample memory: one group of {largest:,d} of {P:,d} parameters, plus B x B; "
-      f"QR residual {orth_residual(qr_out, G, g_u):.1e}")
+print(
+    f"peak per-sample memory: one group of {largest:,d} of {P:,d} parameters, "
+    f"plus B x B; QR residual {orth_residual(qr_out, G, g_u):.1e}"
+)
 for dt, out in streamed.items():
-    print(f"Gram streaming, K accumulated in {str(dt):13s}: residual {orth_residual(out, G, g_u):.1e}, "
-          f"distance to QR {((out - qr_out).norm() / g_u.norm()).item():.1e}")
-assert orth_residual(streamed[torch.float64], G, g_u) < 1e-5
-assert (streamed[torch.float64] - qr_out).norm() < 1e-5 * g_u.norm()
-assert orth_residual(streamed[torch.float32], G, g_u) > 10 * orth_residual(qr_out, G, g_u)
+    print(
+        f"Gram streaming, K accumulated in {str(dt):13s}: "
+        f"residual {orth_residual(out, G, g_u):.1e}, "
+        f"distance to QR {((out - qr_out).norm() / g_u.norm()).item():.1e}"
+    )
 sv = torch.linalg.svdvals(G.double())
-print(f"smallest / largest singular value of G: {(sv[-1] / sv[0]).item():.1e}; sqrt(u) in float32 = {u32 ** 0.5:.1e}")
+print(
+    f"smallest / largest singular value of G: {(sv[-1] / sv[0]).item():.1e}; "
+    f"sqrt(u) in float32 = {u32**0.5:.1e}"
+)
 
 # %% [markdown]
-# With $K$ in float64 the streamed projection is as good as QR; with $K$ in float32 it is visibly worse than the
-# contract of §7.3, because this batch's smallest singular values are already close to $\sqrt{u}\,\sigma_{\max}$.
+# With $K$ in float64 the streamed projection is as good as QR (within `tol32`); with $K$ in float32 it is
+# visibly worse, because the error of the float32 Gram route grows like $u\,\kappa(G)^2$ and this batch's
+# smallest singular values are already close to $\sqrt{u}\,\sigma_{\max}$: we check that its residual is at
+# least ten times QR's.
 # For ResNet-18 the largest single tensor holds about a fifth of the parameters (printed in the memory table), so
 # streaming tensor by tensor would cut the per-sample memory roughly five-fold, at the price of two backward passes
 # per group.
+
+# %% tags=["hide-input"]
+assert orth_residual(streamed[torch.float64], G, g_u) < tol32
+assert (streamed[torch.float64] - qr_out).norm() < tol32 * g_u.norm()
+assert orth_residual(streamed[torch.float32], G, g_u) > 10 * orth_residual(
+    qr_out, G, g_u
+)
+
+# %% [markdown]
 #
 # ## The experiment: forgetting with 5 % of the retain set
 #
@@ -684,48 +1035,94 @@ HISTORY = {}
 
 
 def retain_subset(t, seed):
-    """The same small retain subset for every method of a seed: positions into t.x_retain."""
+    """The same small retain subset for every method of a seed: positions into
+    t.x_retain."""
     n = max(B, round(RETAIN_FRACTION * len(t.retain_idx)))
-    return torch.randperm(len(t.retain_idx), generator=torch.Generator().manual_seed(10_000 + seed))[:n]
+    gen = torch.Generator().manual_seed(10_000 + seed)  # CPU generator, then the device
+    return torch.randperm(len(t.retain_idx), generator=gen)[:n].to(t.retain_idx.device)
 
 
 def ngp_subset(t, seed):
-    return {"retain_positions": retain_subset(t, seed), "steps": NGP_EPOCHS * math.ceil(len(t.retain_idx) / B)}
+    return {
+        "retain_positions": retain_subset(t, seed),
+        "steps": NGP_EPOCHS * math.ceil(len(t.retain_idx) / B),
+    }
 
 
 def og_subset(label, **extra):
     def setup(t, seed):
         hist = HISTORY.setdefault((t.scenario, label, seed), [])
         return {"retain_positions": retain_subset(t, seed), "history": hist, **extra}
+
     return ("orthograd", setup)
 
 
 VARIANTS = {
-    "class": {"original": None, "ga": "ga", "neggrad_plus[all D_r]": "neggrad_plus",
-              "neggrad_plus[5%]": ("neggrad_plus", ngp_subset), "orthograd[5%]": og_subset("orthograd[5%]"),
-              "orthograd[5%,mean]": og_subset("orthograd[5%,mean]", mode="mean"),
-              "orthograd[5%,tensor]": og_subset("orthograd[5%,tensor]", scope="tensor")},
-    "random": {"original": None, "ga": "ga", "neggrad_plus[5%]": ("neggrad_plus", ngp_subset),
-               "orthograd[5%]": og_subset("orthograd[5%]")},
+    "class": {
+        "original": None,
+        "ga": "ga",
+        "neggrad_plus[all D_r]": "neggrad_plus",
+        "neggrad_plus[5%]": ("neggrad_plus", ngp_subset),
+        "orthograd[5%]": og_subset("orthograd[5%]"),
+        "orthograd[5%,mean]": og_subset("orthograd[5%,mean]", mode="mean"),
+        "orthograd[5%,tensor]": og_subset("orthograd[5%,tensor]", scope="tensor"),
+    },
+    "random": {
+        "original": None,
+        "ga": "ga",
+        "neggrad_plus[5%]": ("neggrad_plus", ngp_subset),
+        "orthograd[5%]": og_subset("orthograd[5%]"),
+    },
 }
 t_start = time.perf_counter()
-results = {sc: compare_methods(v, sc, data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS,
-                               forget_fraction=0.1, device=device, progress=False) for sc, v in VARIANTS.items()}
-print(f"both scenarios, {len(SEEDS)} seeds: {time.perf_counter() - t_start:.1f} s; retain subset: "
-      f"{len(retain_subset(task, 0))} of {len(task.retain_idx)} retain samples")
+results = {
+    sc: compare_methods(
+        v,
+        sc,
+        data=data,
+        cfg=cfg,
+        seeds=SEEDS,
+        forget_class=FORGET_CLASS,
+        forget_fraction=0.1,
+        device=device,
+        progress=False,
+    )
+    for sc, v in VARIANTS.items()
+}
+print(
+    f"both scenarios, {len(SEEDS)} seeds: {time.perf_counter() - t_start:.1f} s; "
+    f"retain subset: {len(retain_subset(task, 0))} of {len(task.retain_idx)} "
+    "retain samples"
+)
 for sc, comp in results.items():
-    title = f"class-wise: forget digit {FORGET_CLASS}" if sc == "class" else "random: forget 10 % of D"
-    print(f"== {title} (mean ± 95 % CI over seeds {SEEDS}; first row: the retrain oracle) ==")
-    print(comp.table())
-    print("steps: " + ", ".join(f"{m} {comp.per_seed(m, 'steps').astype(int).tolist()}" for m in comp.methods
-                                if m != "original"))
+    title = (
+        f"class-wise: forget digit {FORGET_CLASS}"
+        if sc == "class"
+        else "random: forget 10 % of D"
+    )
+    print(
+        f"== {title} (mean ± 95 % CI over seeds {SEEDS}; "
+        "first row: the retrain oracle) =="
+    )
+    print(format_table(comp.summary, comp.reference, keys=("UA", "RA", "TA", "MIA")))
+    print(format_table(comp.summary, comp.reference, keys=("gap", "time_s")))
+    print("steps per seed:")
+    for m in comp.methods:
+        if m != "original":                             # the original takes no step
+            print(f"  {m:22s} {comp.per_seed(m, 'steps').astype(int).tolist()}")
     print()
 
 # %%
 for sc, comp in results.items():
-    comp.plot(title=(f"Class-wise forgetting of digit {FORGET_CLASS}" if sc == "class"
-                     else "Random forgetting of 10 %")
-              + f", 5 % of D_r ({profile.dataset}, {len(SEEDS)} seeds; dashed: retrain oracle)")
+    comp.plot(
+        title=(
+            f"Class-wise forgetting of digit {FORGET_CLASS}"
+            if sc == "class"
+            else "Random forgetting of 10 %"
+        )
+        + f", 5 % of D_r ({profile.dataset}, {len(SEEDS)} seeds; "
+        "dashed: retrain oracle)"
+    )
     plt.show()
 
 # %% [markdown]
@@ -734,36 +1131,61 @@ for sc, comp in results.items():
 # %%
 cc = results["class"]
 gap = lambda m: cc.per_seed(m, "gap")
-print("Avg. Gap per seed: " + "; ".join(f"{m} {np.round(gap(m), 2).tolist()}" for m in cc.methods))
-# 1. With 5 % of D_r, OrthoGrad is closer to the oracle than GA and than NegGrad+ on the same subset, on every seed.
-assert (gap("orthograd[5%]") < gap("ga")).all() and (gap("orthograd[5%]") < gap("neggrad_plus[5%]")).all()
-# 2. Per-sample projection beats projecting against the mean only, on every seed; the mean ablation stops sooner
-#    (it keeps more of g_u, see rho below) and loses retain accuracy.
-assert (gap("orthograd[5%]") < gap("orthograd[5%,mean]")).all()
-assert (cc.per_seed("orthograd[5%,mean]", "steps") < cc.per_seed("orthograd[5%]", "steps")).all()
-assert cc.mean("orthograd[5%]", "RA") > cc.mean("orthograd[5%,mean]", "RA")
-# 3. The per-tensor scope keeps less of g_u per step and needs at least as many steps on every seed; its final gap
-#    is within the seed noise of the global scope's.
-assert (cc.per_seed("orthograd[5%,tensor]", "steps") >= cc.per_seed("orthograd[5%]", "steps")).all()
-assert abs(cc.mean("orthograd[5%,tensor]", "gap") - cc.mean("orthograd[5%]", "gap")) < \
-    cc.ci95("orthograd[5%,tensor]", "gap") + cc.ci95("orthograd[5%]", "gap")
-# 4. With all of D_r, NegGrad+ has a lower mean gap than OrthoGrad with 5 % (a difference within the seed noise).
-assert cc.mean("neggrad_plus[all D_r]", "gap") < cc.mean("orthograd[5%]", "gap")
-assert cc.mean("orthograd[5%]", "gap") - cc.mean("neggrad_plus[all D_r]", "gap") < \
-    cc.ci95("orthograd[5%]", "gap") + cc.ci95("neggrad_plus[all D_r]", "gap")
-# 5. The subset costs NegGrad+ a lot: its gap is larger with 5 % of D_r than with all of it, on every seed, and
-#    its mean retain and test accuracy are lower.
+print("Avg. Gap per seed:")
+for m in cc.methods:
+    print(f"  {m:22s} {np.round(gap(m), 2).tolist()}")
+# Mean and standard error of the per-seed difference a - b (paired by seed).
+paired = cc.paired
+
+
+OG = "orthograd[5%]"
+COMPARED = (("ga", "gap"), ("neggrad_plus[5%]", "gap"), ("orthograd[5%,mean]", "gap"),
+            ("orthograd[5%,mean]", "RA"))
+for other, key in COMPARED:
+    m_d, se_d = paired(other, OG, key) if key == "gap" else paired(OG, other, key)
+    print(f"{key} advantage of {OG} over {other}: {m_d:+.2f} ± {se_d:.2f} (s.e.)")
+# 1. With 5 % of D_r, OrthoGrad is closer to the oracle than GA and than NegGrad+ on the
+#    same subset: the paired difference of the gaps is positive, by more than its
+#    standard error.
+for other in ("ga", "neggrad_plus[5%]"):
+    m_d, se_d = paired(other, OG, "gap")
+    assert m_d > se_d, other
+# 2. Per-sample projection beats projecting against the mean only, in the same sense,
+#    in gap and in retain accuracy; the mean ablation stops sooner on every seed (it
+#    keeps more of g_u, see rho below).
+m_d, se_d = paired("orthograd[5%,mean]", OG, "gap")
+assert m_d > se_d
+m_d, se_d = paired(OG, "orthograd[5%,mean]", "RA")
+assert m_d > se_d
+assert (cc.per_seed("orthograd[5%,mean]", "steps") < cc.per_seed(OG, "steps")).all()
+# 3. The per-tensor scope keeps less of g_u per step and needs at least as many steps on
+#    every seed; its final gap is within the seed noise of the global scope's.
+assert (cc.per_seed("orthograd[5%,tensor]", "steps") >= cc.per_seed(OG, "steps")).all()
+assert abs(cc.mean("orthograd[5%,tensor]", "gap") - cc.mean(OG, "gap")) < \
+    cc.ci95("orthograd[5%,tensor]", "gap") + cc.ci95(OG, "gap")
+# 4. NegGrad+ with all of D_r and OrthoGrad with 5 % are within the seed noise of each
+#    other.
+assert abs(cc.mean(OG, "gap") - cc.mean("neggrad_plus[all D_r]", "gap")) < \
+    cc.ci95(OG, "gap") + cc.ci95("neggrad_plus[all D_r]", "gap")
+# 5. The subset costs NegGrad+ a lot: its gap is larger with 5 % of D_r than with all of
+#    it, on every seed, and its retain and test accuracy are lower (paired, beyond the
+#    standard error).
 assert (gap("neggrad_plus[5%]") > gap("neggrad_plus[all D_r]")).all()
-assert all(cc.mean("neggrad_plus[5%]", k) < cc.mean("neggrad_plus[all D_r]", k) for k in ("RA", "TA"))
+for key in ("RA", "TA"):
+    m_d, se_d = paired("neggrad_plus[all D_r]", "neggrad_plus[5%]", key)
+    assert m_d > se_d, key
 
 # %% [markdown]
 # **Random forgetting of 10 %.**
 
 # %%
 rc = results["random"]
-print("Avg. Gap per seed: " + "; ".join(f"{m} {np.round(rc.per_seed(m, 'gap'), 2).tolist()}" for m in rc.methods))
+print("Avg. Gap per seed:")
+for m in rc.methods:
+    print(f"  {m:22s} {np.round(rc.per_seed(m, 'gap'), 2).tolist()}")
 print(f"oracle: UA {rc.reference['UA']:.1f} %, TA {rc.reference['TA']:.1f} %")
-# 6. As in chapter 02, every method, and doing nothing, is within a few points of the oracle ...
+# 6. As in chapter 02, every method, and doing nothing, is within a few points of the
+#    oracle ...
 assert all(rc.mean(m, "gap") < 5 for m in rc.methods)
 # 7. ... and OrthoGrad is not distinguishable from GA or from NegGrad+ on the subset.
 for other in ("ga", "neggrad_plus[5%]"):
@@ -772,22 +1194,22 @@ for other in ("ga", "neggrad_plus[5%]"):
 
 # %% [markdown]
 # - **Class-wise, the paper's claim holds on our data.** With only 5 % of the retain set, OrthoGrad ends closer to
-#   the oracle than gradient ascent and than NegGrad+ given the same subset and a full budget of steps, on every
-#   seed. NegGrad+ suffers from the small subset: it descends on the same 60 images over and over, and its
+#   the oracle than gradient ascent and than NegGrad+ given the same subset and a full budget of steps: the
+#   per-seed difference of the gaps is positive on average, by more than its standard error (with three seeds,
+#   evidence rather than proof). NegGrad+ suffers from the small subset: it descends on the same 60 images over and over, and its
 #   retain and test accuracy drop. OrthoGrad uses the same 60 images differently: it only forbids directions that
 #   would hurt them, and the forget gradient that is left still forgets.
-# - **Per sample beats the mean**, on every seed. Projecting out one direction protects the average of the batch,
-#   not its members: the mean ablation keeps almost all of $g_u$, forgets in fewer steps and pays in retain
-#   accuracy. The reviews report that the paper's ablation (its Table 1) shows the mean version to be unstable,
-#   with a high variance; with three seeds we cannot say anything about the variance, only that the mean version
-#   is consistently worse.
+# - **Per sample beats the mean**, in gap and in retain accuracy, in the same sense. Projecting out one direction
+#   protects the average of the batch, not its members: the mean ablation keeps almost all of $g_u$, forgets in
+#   fewer steps (on every seed) and pays in retain accuracy. The reviews report that the paper's ablation (its
+#   Table 1) shows the mean version to be unstable, with a high variance; with three seeds we cannot say anything
+#   about the variance, only that the mean version is worse on average.
 # - **Per tensor is slower.** The per-tensor scope freezes the small tensors of §7.6, keeps less of $g_u$ and needs
 #   at least as many steps on every seed; where it ends is within the seed noise of the global scope. It is a
 #   different algorithm, not a detail of the implementation, and a paper's numbers obtained with one scope do not
 #   transfer to the other.
-# - **Full data still wins, on average.** NegGrad+ with the whole retain set has a lower mean gap than OrthoGrad
-#   with 5 %, though by less than the seed noise. OrthoGrad's advantage is specific to the limited-data setting it
-#   was designed for.
+# - **Full data does as well.** NegGrad+ with the whole retain set is within the seed noise of OrthoGrad with
+#   5 %. OrthoGrad's advantage is specific to the limited-data setting it was designed for.
 # - **Random forgetting on digits does not separate the methods**, as in chapter 02: the oracle barely
 #   misclassifies the forgotten samples, so doing nothing is already close. Here we cannot confirm the paper's
 #   claim; we can only say that OrthoGrad does no harm. On data sets where random forgetting is a real test (CIFAR,
@@ -800,15 +1222,20 @@ STYLE = {"orthograd[5%]": "-", "orthograd[5%,mean]": ":", "orthograd[5%,tensor]"
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
 for ax, sc in zip(axes, ("class", "random")):
     for (scn, label, seed), hist in HISTORY.items():
-        if scn == sc and hist:          # moving average over 5 steps (about one pass over D_f)
+        if scn == sc and hist:  # moving average over 5 steps (about one pass over D_f)
             smooth = np.convolve(hist, np.ones(5) / 5, mode="valid")
             ax.plot(np.arange(5, len(hist) + 1), smooth, STYLE[label], color=f"C{seed}")
-    shown = [label for label in STYLE if any(k[0] == sc and k[1] == label for k in HISTORY)]
+    shown = [
+        label for label in STYLE if any(k[0] == sc and k[1] == label for k in HISTORY)
+    ]
     handles = [plt.Line2D([], [], ls=STYLE[label], color="k") for label in shown]
     handles += [plt.Line2D([], [], color=f"C{s}") for s in SEEDS]
     ax.legend(handles, shown + [f"seed {s}" for s in SEEDS], fontsize=7, ncol=2)
     ax.set_xlabel("step")
-    ax.set_title(("class-wise" if sc == "class" else "random") + r": $\rho = \|g_u^\perp\| / \|g_u\|$ (5-step average)")
+    ax.set_title(
+        ("class-wise" if sc == "class" else "random")
+        + r": $\rho = \|g_u^\perp\| / \|g_u\|$ (5-step average)"
+    )
 axes[0].set_ylabel(r"$\rho$")
 plt.show()
 
@@ -817,26 +1244,52 @@ for sc in ("class", "random"):
     for label in ("orthograd[5%]", "orthograd[5%,mean]", "orthograd[5%,tensor]"):
         runs = [rho[(sc, label, s)] for s in SEEDS if (sc, label, s) in rho]
         if runs:
-            print(f"{sc:6s} {label:22s} rho: first step {np.mean([r[0] for r in runs]):.3f}, "
-                  f"mean over the run {np.mean([r.mean() for r in runs]):.3f}, smallest {min(r.min() for r in runs):.3f}")
-# rho is a ratio of norms of a projection: in [0, 1]. Each run records one value per step it took.
-assert all(((r >= 0) & (r <= 1 + 1e-5)).all() for r in rho.values())
-assert all(len(rho[("class", "orthograd[5%]", s)]) == cc.per_seed("orthograd[5%]", "steps")[i] for i, s in enumerate(SEEDS))
-# The projection removes a sizeable part of g_u along every run; the mean ablation keeps more, on every seed.
-assert all(rho[(sc, "orthograd[5%]", s)].mean() < 0.8 for sc in ("class", "random") for s in SEEDS)
-assert all(rho[("class", "orthograd[5%,mean]", s)].mean() > rho[("class", "orthograd[5%]", s)].mean() for s in SEEDS)
-# At the first step every variant of a seed sees the same theta_0 and the same batches, and the mean gradient lies
-# in the span of the per-sample ones, so the mean ablation keeps at least as much; per tensor keeps the least.
-for sc in ("class",):
-    for s in SEEDS:
-        first = {label: rho[(sc, label, s)][0] for label in ("orthograd[5%]", "orthograd[5%,mean]", "orthograd[5%,tensor]")}
-        assert first["orthograd[5%,mean]"] >= first["orthograd[5%]"] - 1e-6 >= first["orthograd[5%,tensor]"] - 2e-6
+            first = np.mean([r[0] for r in runs])
+            mean_run = np.mean([r.mean() for r in runs])
+            print(
+                f"{sc:6s} {label:22s} rho: first step {first:.3f}, "
+                f"run mean {mean_run:.3f}, smallest {min(r.min() for r in runs):.3f}"
+            )
 
 # %% [markdown]
-# The projection removes a sizeable part of the forget gradient from the first step on: by {eq}`eq-07-rate` an
+# The projection removes a sizeable part of the forget gradient from the first step on: far more than the share
+# $B/P$ (here about 0.2 %) that projecting out a *random* subspace of the same dimension would remove, since
+# per-sample gradients of one network share directions with the forget gradient. By {eq}`eq-07-rate` an
 # OrthoGrad step forgets at $\rho^2$ of the rate of an ascent step of the same learning rate. Projecting against
-# the mean removes a single direction and keeps almost everything, which is exactly why it protects so little.
-#
+# the mean removes a single direction and keeps more, on every seed, which is exactly why it protects so little.
+# At the first step every variant of a seed sees the same $\theta_0$ and the same batches; the mean gradient lies
+# in the span of the per-sample ones, and the per-tensor feasible set lies inside the global one, so the first
+# $\rho$ of the mean ablation is at least that of the default, which is at least that of the per-tensor scope (up
+# to the float32 rounding of a projection, `tol32`).
+
+# %% tags=["hide-input"]
+# rho is a ratio of norms of a projection: in [0, 1] up to float32 rounding; one value
+# per step.
+assert all(((r >= 0) & (r <= 1 + 1e-5)).all() for r in rho.values())
+assert all(
+    len(rho[("class", "orthograd[5%]", s)]) == cc.per_seed("orthograd[5%]", "steps")[i]
+    for i, s in enumerate(SEEDS)
+)
+# The projection removes far more than a random subspace of dimension B would
+# (a share B / P).
+assert all(
+    (1 - rho[(sc, "orthograd[5%]", s)] ** 2).mean() > 10 * B / P
+    for sc in ("class", "random")
+    for s in SEEDS
+)
+# The mean ablation keeps more, on every seed.
+assert all(
+    rho[("class", "orthograd[5%,mean]", s)].mean()
+    > rho[("class", "orthograd[5%]", s)].mean()
+    for s in SEEDS
+)
+# The first step: nested feasible sets.
+for s in SEEDS:
+    first = {label: rho[("class", label, s)][0] for label in STYLE}
+    assert first["orthograd[5%,mean]"] >= first["orthograd[5%]"] - tol32, s
+    assert first["orthograd[5%]"] >= first["orthograd[5%,tensor]"] - tol32, s
+
+# %% [markdown]
 # ## What a step costs
 #
 # A step of OrthoGrad is one forward and backward pass on the forget batch (for $g_u$), one vectorised per-sample
@@ -848,24 +1301,36 @@ for sc in ("class",):
 # it is running and on the model; we print them and assert nothing.
 
 # %%
-parts = {"g_u: forward + backward on the forget batch": lambda: loss_grad(m0, xf, yf),
-         "per-sample gradients, vmap": lambda: per_sample_grads(m0, xr, yr),
-         "per-sample gradients, Python loop": lambda: per_sample_grads_loop(m0, xr, yr),
-         "projection (geqrf + SVD of R + 2 ormqr)": lambda: project_orthogonal(g_u, G)}
+parts = {
+    "g_u: forward + backward on the forget batch": lambda: loss_grad(m0, xf, yf),
+    "per-sample gradients, vmap": lambda: per_sample_grads(m0, xr, yr),
+    "per-sample gradients, Python loop": lambda: per_sample_grads_loop(m0, xr, yr),
+    "projection (geqrf + SVD of R + 2 ormqr)": lambda: project_orthogonal(g_u, G),
+}
 for name, fn in parts.items():
     print(f"{name:45s} {1e3 * median_time(fn):7.2f} ms")
 for b in (8, 32, 128):
     xb_, yb_ = task.x_retain[r_perm[:b]], task.y_retain[r_perm[:b]]
     t_v = median_time(lambda: per_sample_grads(m0, xb_, yb_), repeats=3)
     t_l = median_time(lambda: per_sample_grads_loop(m0, xb_, yb_), repeats=3)
-    print(f"B = {b:3d}: per-sample gradients vmap {1e3 * t_v:6.1f} ms, loop {1e3 * t_l:6.1f} ms, "
-          f"loop / vmap {t_l / t_v:4.1f}x")
+    print(
+        f"B = {b:3d}: per-sample gradients vmap {1e3 * t_v:6.1f} ms, "
+        f"loop {1e3 * t_l:6.1f} ms, loop / vmap {t_l / t_v:4.1f}x"
+    )
 
 args = build_parser().parse_args(["--step-cost", "--methods", "ga,orthograd"])
 cost = step_cost(args, profile, device, budgets=(3, 9), rounds=3)
-print(f"one step, B = {cost['batch_size']}, {cost['model']} on {cost['device']}: "
-      + ", ".join(f"{k} {v:.1f} ms ({cost['ratio'][k]:.1f}x GA)" for k, v in cost["step_ms"].items()))
-print(f"per-sample loop / vmap, whole step: {cost['step_ms']['orthograd[loop]'] / cost['step_ms']['orthograd']:.1f}x")
+print(
+    f"one step, B = {cost['batch_size']}, {cost['model']} on {cost['device']}: "
+    + ", ".join(
+        f"{k} {v:.1f} ms ({cost['ratio'][k]:.1f}x GA)"
+        for k, v in cost["step_ms"].items()
+    )
+)
+print(
+    "per-sample loop / vmap, whole step: "
+    f"{cost['step_ms']['orthograd[loop]'] / cost['step_ms']['orthograd']:.1f}x"
+)
 
 # %% [markdown]
 # On a GPU the per-sample pass is a handful of large batched kernels and the loop is $B$ times as many small ones,
@@ -875,7 +1340,7 @@ print(f"per-sample loop / vmap, whole step: {cost['step_ms']['orthograd[loop]'] 
 # the gap widening as $B$ grows (compare the rows above on the machine that ran this page). Part of the step does not
 # depend on how the per-sample gradients are computed at all: $g_u$ and the QR. A reasonable goal is an OrthoGrad
 # step within a few GA steps and a clear win over the loop; the printed ratios show how far the machine at hand
-# gets. Exercise 5 lists what we tried in order to make the vectorised pass faster without leaving `torch.func`.
+# gets. Exercise 5 lists ways to try to make the vectorised pass faster without leaving `torch.func`.
 #
 # ## Summary
 #
@@ -890,13 +1355,14 @@ print(f"per-sample loop / vmap, whole step: {cost['step_ms']['orthograd[loop]'] 
 # - Finite differences on the trained network confirm the claim: inside the batch, halving the step quarters the
 #   loss change; outside the batch, it halves it. The projection protects the $B$ samples it sees, and only
 #   partially, at first order, the others.
-# - Per-tensor projection, as in the public code, zeroes every tensor with $P_l \le B$: all GroupNorm parameters and
-#   the head bias of our CNN, at $B = 32$.
+# - Per-tensor projection, as in the public code, zeroes every tensor whose $B$ per-sample pieces span it, which
+#   needs $P_l \le B$: at $B = 32$ the first GroupNorm layer and the head bias of our CNN, and the 32-channel
+#   GroupNorm tensors when float32 sees their square block as full rank.
 # - $G$ costs $B \cdot P$ numbers (plus as much for QR): almost 3 GiB for ResNet-18 at $B = 32$. Smaller batches,
 #   chunked `vmap`, parameter subsets and Gram streaming (with a float64 accumulator) bound it.
-# - With 5 % of the retain set, OrthoGrad beat GA and NegGrad+ on class-wise forgetting on every seed, and the
-#   per-sample projection beat the mean ablation; random forgetting on digits does not separate the methods, and
-#   NegGrad+ with the full retain set is at least as good on average.
+# - With 5 % of the retain set, OrthoGrad beat GA and NegGrad+ on class-wise forgetting (by more than the standard
+#   error of the per-seed difference), and the per-sample projection beat the mean ablation; random forgetting on digits does not separate the methods, and
+#   NegGrad+ with the full retain set is as good, within the seed noise.
 #
 # ## Exercises
 #

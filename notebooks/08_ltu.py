@@ -26,7 +26,7 @@
 # the second and analyses the look-ahead objective in detail).
 #
 # **What is the paper's and what is ours.** The paper's full text was not available to us, only its abstract
-# and two machine-written summaries (methods dossier §6). From those come: the setting (a small subset of the
+# (arXiv 2407.10494) and two machine-written summaries of it. From those come: the setting (a small subset of the
 # remaining data), a meta-optimisation in three phases called *meta-tune*, *meta-test* and *meta-update*,
 # feedback for forgetting from *differentiable membership-inference models* applied to an audit set drawn from
 # the forget set, and **Gradient Harmonization**, which "aligns the remembering and forgetting trajectories by
@@ -72,12 +72,17 @@ from torch.func import functional_call, grad, jvp, vjp
 import unlearnlib.config
 from unlearnlib.bench import median_time
 from unlearnlib.data import cycle_batches, load_dataset, make_task
-from unlearnlib.experiment import compare_methods
+from unlearnlib.experiment import compare_methods, format_table
 from unlearnlib.grads import cosine, flatten, harmonize, loss_grad, trainable, unflatten
 from unlearnlib.methods import get_method
-from unlearnlib.methods.meta_learning import (MembershipModel, harmonized_update, ltu_meta_gradients,
-                                              membership_loss, retain_subset, train_membership_model)
-from unlearnlib.metrics import accuracy
+from unlearnlib.methods.meta_learning import (
+    MembershipModel,
+    harmonized_update,
+    ltu_meta_gradients,
+    membership_loss,
+    retain_subset,
+    train_membership_model,
+)
 from unlearnlib.train import TrainConfig, original_model, retrained_model
 
 profile = unlearnlib.config.get_profile()
@@ -85,11 +90,31 @@ device = unlearnlib.config.get_device()
 cfg = TrainConfig.from_profile(profile)
 SEEDS = list(range(profile.seeds))
 FORGET_CLASS = 3
-LTU_DEFAULTS = {k: v.default for k, v in inspect.signature(get_method("ltu")).parameters.items()
-                if v.default is not inspect.Parameter.empty}
-print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
-print("ltu defaults:", ", ".join(f"{k}={LTU_DEFAULTS[k]}" for k in ("retain_fraction", "epochs", "lr", "alpha", "w_f",
-                                                                   "forget_signal", "project", "second_order")))
+LTU_DEFAULTS = {
+    k: v.default
+    for k, v in inspect.signature(get_method("ltu")).parameters.items()
+    if v.default is not inspect.Parameter.empty
+}
+print(
+    f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, "
+    f"seeds {SEEDS}, device {device}"
+)
+print(
+    "ltu defaults:",
+    ", ".join(
+        f"{k}={LTU_DEFAULTS[k]}"
+        for k in (
+            "retain_fraction",
+            "epochs",
+            "lr",
+            "alpha",
+            "w_f",
+            "forget_signal",
+            "project",
+            "second_order",
+        )
+    ),
+)
 
 # %% [markdown]
 # ## The setting: unlearning with a small retain subset
@@ -175,28 +200,35 @@ data = load_dataset(profile.dataset).to(device)
 task = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
 m0 = original_model(data, cfg, seed=0, device=device)
 print(task.describe())
-print(f"buffers of the model (a look-ahead forward must not update any): {[n for n, _ in m0.named_buffers()]}")
+print(
+    "buffers of the model (a look-ahead forward must not update any): "
+    f"{[n for n, _ in m0.named_buffers()]}"
+)
 
 
 def ce_of(model, x, y, sign=1.0):
-    """p -> sign * CE(model with parameters p on (x, y)); our models keep no buffers (GroupNorm)."""
+    """p -> sign * CE(model with parameters p on (x, y)); our models keep no buffers
+    (GroupNorm)."""
     return lambda p: sign * F.cross_entropy(functional_call(model, p, (x,)), y)
 
 
 def inner_step_drops(model, t, seed, rho, alpha, pairs=20, batch=16):
-    support, query = retain_subset(t, rho, seed)
-    outside = torch.ones(len(t.retain_idx), dtype=torch.bool, device=t.retain_idx.device)
-    outside[torch.cat([support, query]).to(outside.device)] = False
+    dev = t.retain_idx.device
+    support, query = (i.to(dev) for i in retain_subset(t, rho, seed))  # CPU positions
+    outside = torch.ones(len(t.retain_idx), dtype=torch.bool, device=dev)
+    outside[torch.cat([support, query])] = False
     xr, yr = t.x_retain, t.y_retain
     p = {k: v.detach() for k, v in trainable(model).items()}
     gen, drops = torch.Generator().manual_seed(seed), []
     for _ in range(pairs):
-        si = support[torch.randperm(len(support), generator=gen)[:batch]]
-        qi = query[torch.randperm(len(query), generator=gen)[:batch]]
+        si = support[torch.randperm(len(support), generator=gen)[:batch].to(dev)]
+        qi = query[torch.randperm(len(query), generator=gen)[:batch].to(dev)]
         g = grad(ce_of(model, xr[si], yr[si]))(p)
         fast = {k: p[k] - alpha * g[k] for k in p}
         drop = lambda x, y: (ce_of(model, x, y)(p) - ce_of(model, x, y)(fast)).item()
-        drops.append([drop(xr[si], yr[si]), drop(xr[qi], yr[qi]), drop(xr[outside], yr[outside])])
+        drops.append(
+            [drop(xr[si], yr[si]), drop(xr[qi], yr[qi]), drop(xr[outside], yr[outside])]
+        )
     return np.mean(drops, 0)
 
 
@@ -204,13 +236,21 @@ RHO, ALPHA = LTU_DEFAULTS["retain_fraction"], LTU_DEFAULTS["alpha"]
 drops = {}
 for seed in SEEDS:
     t = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
-    drops[seed] = inner_step_drops(original_model(data, cfg, seed=seed, device=device), t, seed, RHO, ALPHA)
-    print(f"seed {seed}: loss drop after one inner step (alpha {ALPHA}) on the support batch itself "
-          f"{drops[seed][0]:.2e}, on a disjoint query batch {drops[seed][1]:+.2e}, on D_r outside the subset "
-          f"{drops[seed][2]:+.2e}")
-# On every seed the same-batch drop is several times the drop on the unseen rest of D_r, and the disjoint query
-# batch (unseen by the inner step too) is the closer estimate of that unseen drop.
-assert all(d[0] > 3 * abs(d[2]) and abs(d[1] - d[2]) < abs(d[0] - d[2]) for d in drops.values())
+    drops[seed] = inner_step_drops(
+        original_model(data, cfg, seed=seed, device=device), t, seed, RHO, ALPHA
+    )
+    print(
+        f"seed {seed}: loss drop after one inner step (alpha {ALPHA}): support batch "
+        f"itself {drops[seed][0]:.2e},\n        "
+        f"disjoint query batch {drops[seed][1]:+.2e}, "
+        f"D_r outside the subset {drops[seed][2]:+.2e}"
+    )
+# On every seed the same-batch drop is several times the drop on the unseen rest of D_r,
+# and the disjoint query batch (unseen by the inner step too) is the closer estimate of
+# that unseen drop.
+assert all(
+    d[0] > 3 * abs(d[2]) and abs(d[1] - d[2]) < abs(d[0] - d[2]) for d in drops.values()
+)
 
 # %% [markdown]
 # On every seed, the inner step lowers the loss of the batch it was computed on several times more than the
@@ -231,7 +271,7 @@ assert all(d[0] > 3 * abs(d[2]) and abs(d[1] - d[2]) < abs(d[0] - d[2]) for d in
 # $(x, y)$ with logits $z = f_\theta(x)$ and probabilities $p$: the true-class log-probability $\log p_y$, the
 # entropy $-\sum_c p_c \log p_c$, and the margin $z_y - \max_{c\ne y} z_c$. All three are differentiable in $\theta$
 # (the margin almost everywhere), so $P(\text{member}) = \sigma(s)$ with $s = w^\top \mathrm{std}(\phi(z, y)) + b$ can
-# be differentiated through the network, at the fast weights $\theta'$ (dossier §6.7: not stop-gradded). It is
+# be differentiated through the network, at the fast weights $\theta'$ (we do not stop its gradient). It is
 # fitted **once, at $\theta_0$**, on members = the support set $\hat D_r^s$ and non-members = the first half of
 # the test set (class-balanced weights), so it never sees the forget set it will audit, nor the query set, which
 # we keep as an evaluation split for it. The forgetting loss on a forget batch is
@@ -254,36 +294,63 @@ assert all(d[0] > 3 * abs(d[2]) and abs(d[1] - d[2]) < abs(d[0] - d[2]) for d in
 #
 # From scratch: the three features and the loss, checked against `MembershipModel` and `membership_loss`.
 
+
 # %%
 def my_features(logits, y):
     rows = torch.arange(len(y), device=y.device)
     logp = logits.log_softmax(1)
     entropy = -(logp.exp() * logp).sum(1)
     is_true = F.one_hot(y, logits.shape[1]).bool()
-    margin = logits[rows, y] - torch.where(is_true, torch.full_like(logits, -torch.inf), logits).max(1).values
+    margin = (
+        logits[rows, y]
+        - torch.where(is_true, torch.full_like(logits, -torch.inf), logits)
+        .max(1)
+        .values
+    )
     return torch.stack([logp[rows, y], entropy, margin], 1)
 
 
 def my_mia_loss(attack, logits, y):
-    """-log(1 - P(member)) with the fitted weights of `attack` (w, b and the standardisation)."""
-    s = ((my_features(logits, y) - attack.mean) / attack.scale) @ attack.linear.weight[0] + attack.linear.bias[0]
+    """-log(1 - P(member)) with the fitted weights of `attack` (w, b and the
+    standardisation)."""
+    s = ((my_features(logits, y) - attack.mean) / attack.scale) @ attack.linear.weight[
+        0
+    ] + attack.linear.bias[0]
     return -torch.log1p(-torch.sigmoid(s)).mean()
 
 
 def fit_attack(model, t, seed, rho):
-    support, _ = retain_subset(t, rho, seed)
+    support = retain_subset(t, rho, seed)[0].to(t.x_retain.device)
     half, dtype = len(t.y_test) // 2, next(model.parameters()).dtype
-    return train_membership_model(model, t.x_retain[support].to(dtype), t.y_retain[support],
-                                  t.x_test[:half].to(dtype), t.y_test[:half], seed=seed)
+    return train_membership_model(
+        model,
+        t.x_retain[support].to(dtype),
+        t.y_retain[support],
+        t.x_test[:half].to(dtype),
+        t.y_test[:half],
+        seed=seed,
+    )
 
 
 attack0 = fit_attack(m0, task, 0, RHO)
 with torch.no_grad():
     z, y = m0(task.x_forget[:64]), task.y_forget[:64]
-    assert torch.allclose(my_features(z, y), MembershipModel.features(z, y), atol=1e-6)
-    assert torch.allclose(my_mia_loss(attack0, z, y), membership_loss(attack0, z, y), atol=1e-6)
-print("features and MIA loss from scratch match the library; attack weights on (log p_y, entropy, margin):",
-      attack0.linear.weight.data.squeeze().tolist())
+    # the same few float32 operations in another order: a relative error of some u
+    # (1e-5 is about 100 u), on features as large as the logits
+    assert torch.allclose(
+        my_features(z, y),
+        MembershipModel.features(z, y),
+        rtol=1e-5,
+        atol=1e-5 * z.abs().max().item(),
+    )
+    assert torch.allclose(
+        my_mia_loss(attack0, z, y), membership_loss(attack0, z, y), rtol=1e-5
+    )
+print(
+    "features and MIA loss from scratch match the library;\n"
+    "attack weights on (log p_y, entropy, margin):",
+    attack0.linear.weight.data.squeeze().tolist(),
+)
 
 # %% [markdown]
 # **Is the attack informative?** An attack that cannot tell members from non-members gives a forgetting signal
@@ -292,6 +359,7 @@ print("features and MIA loss from scratch match the library; attack weights on (
 # the test set), and on the audit task itself (the forget set vs the second half of the test set). For
 # comparison, the best any single feature can do on *all* of $D_r$ against the test set.
 
+
 # %%
 def p_member(attack, model, x, y):
     with torch.no_grad():
@@ -299,42 +367,78 @@ def p_member(attack, model, x, y):
 
 
 def auc(attack, model, members, nonmembers):
-    s_in, s_out = p_member(attack, model, *members), p_member(attack, model, *nonmembers)
+    s_in, s_out = (
+        p_member(attack, model, *members),
+        p_member(attack, model, *nonmembers),
+    )
     labels = np.r_[np.ones(len(s_in)), np.zeros(len(s_out))]
     return 100 * roc_auc_score(labels, torch.cat([s_in, s_out]).cpu().numpy())
+
+
+def se_auc(n_in, n_out):
+    """Standard deviation (in points) of the AUC of a chance-level attack with n_in
+    members and n_out non-members (the Mann-Whitney statistic under the null)."""
+    return 100 * math.sqrt((n_in + n_out + 1) / (12 * n_in * n_out))
 
 
 attack_auc = {}
 for seed in SEEDS:
     t = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
     m = original_model(data, cfg, seed=seed, device=device)
-    support, query = retain_subset(t, RHO, seed)
+    support, query = (i.to(device) for i in retain_subset(t, RHO, seed))
     half = len(t.y_test) // 2
-    test1, test2 = (t.x_test[:half], t.y_test[:half]), (t.x_test[half:], t.y_test[half:])
+    test1, test2 = (
+        (t.x_test[:half], t.y_test[:half]),
+        (t.x_test[half:], t.y_test[half:]),
+    )
     A = fit_attack(m, t, seed, RHO)
     with torch.no_grad():
-        f_in, f_out = MembershipModel.features(m(t.x_retain), t.y_retain), MembershipModel.features(m(t.x_test), t.y_test)
+        f_in, f_out = (
+            MembershipModel.features(m(t.x_retain), t.y_retain),
+            MembershipModel.features(m(t.x_test), t.y_test),
+        )
     lab = np.r_[np.ones(len(f_in)), np.zeros(len(f_out))]
-    best = max(100 * max(roc_auc_score(lab, s * torch.cat([f_in[:, k], f_out[:, k]]).cpu().numpy()) for s in (1, -1))
-               for k in range(3))
-    attack_auc[seed] = {"train": auc(A, m, (t.x_retain[support], t.y_retain[support]), test1),
-                        "held-out": auc(A, m, (t.x_retain[query], t.y_retain[query]), test2),
-                        "audit": auc(A, m, (t.x_forget, t.y_forget), test2), "best feature": best,
-                        "P(member) D_f": p_member(A, m, t.x_forget, t.y_forget).mean().item(),
-                        "w log p_y": A.linear.weight[0, 0].item()}
-    print(f"seed {seed}: attack AUC (%) " + ", ".join(f"{k} {v:.1f}" for k, v in attack_auc[seed].items()
-                                                       if k not in ("P(member) D_f", "w log p_y"))
-          + f"; mean P(member) on D_f {attack_auc[seed]['P(member) D_f']:.2f}; weight on log p_y "
-          f"{attack_auc[seed]['w log p_y']:.2f}")
+    best = max(
+        100
+        * max(
+            roc_auc_score(lab, s * torch.cat([f_in[:, k], f_out[:, k]]).cpu().numpy())
+            for s in (1, -1)
+        )
+        for k in range(3)
+    )
+    attack_auc[seed] = {
+        "train": auc(A, m, (t.x_retain[support], t.y_retain[support]), test1),
+        "held-out": auc(A, m, (t.x_retain[query], t.y_retain[query]), test2),
+        "audit": auc(A, m, (t.x_forget, t.y_forget), test2),
+        "best feature": best,
+        "P(member) D_f": p_member(A, m, t.x_forget, t.y_forget).mean().item(),
+        "w log p_y": A.linear.weight[0, 0].item(),
+        "se train": se_auc(len(support), half),
+        "se held-out": se_auc(len(query), len(t.y_test) - half),
+    }
+    r = attack_auc[seed]
+    print(
+        f"seed {seed}: attack AUC (%) "
+        + ", ".join(
+            f"{k} {r[k]:.1f}" for k in ("train", "held-out", "audit", "best feature")
+        )
+        + f" (chance: 50 ± {r['se held-out']:.1f});\n        mean P(member) on D_f "
+        f"{r['P(member) D_f']:.2f}; weight on log p_y {r['w log p_y']:.2f}"
+    )
 aucs = {k: np.array([attack_auc[s][k] for s in SEEDS]) for k in attack_auc[SEEDS[0]]}
-# The attack fits its training data better than chance on every seed ...
-assert (aucs["train"] > 55).all()
-# ... but nothing on digits is much better than chance: even the best single feature on all of D_r reaches < 65,
-# and the attack's held-out AUC stays within 15 points of 50 on every seed.
-assert (aucs["best feature"] < 65).all() and (np.abs(aucs["held-out"] - 50) < 15).all()
-# At theta0 the attack is undecided about the forget set: mean P(member) within 0.2 of 1/2.
+# The attack fits its training data better than chance: on average over the seeds, by
+# more than three standard errors of a chance-level AUC ...
+assert aucs["train"].mean() - 50 > 3 * aucs["se train"].mean() / len(SEEDS) ** 0.5
+# ... but nothing on digits is much better than chance: even the best single feature on
+# all of D_r reaches < 65, and the attack's held-out AUC is within three standard errors
+# of 50 on every seed.
+assert (aucs["best feature"] < 65).all()
+assert (np.abs(aucs["held-out"] - 50) < 3 * aucs["se held-out"]).all()
+# At theta0 the attack is undecided about the forget set: mean P(member) within 0.2 of
+# 1/2.
 assert (np.abs(aucs["P(member) D_f"] - 0.5) < 0.2).all()
-# The fitted weight on log p_y is positive on every seed: lowering P(member) lowers the true-class confidence.
+# The fitted weight on log p_y is positive on every seed: lowering P(member) lowers the
+# true-class confidence.
 assert (aucs["w log p_y"] > 0).all()
 
 # %% [markdown]
@@ -342,7 +446,9 @@ assert (aucs["w log p_y"] > 0).all()
 # classifies unseen test digits almost as confidently as its training digits (chapter 01 measured the same with
 # the loss-based attack), so even the best single output feature separates all of $D_r$ from the test set only a
 # few points above chance, and our attack, fitted on the small support set, does better than chance on its own
-# training data (partly by overfitting its 30 members) but is close to a coin flip on data it did not see. Its $P(\text{member})$ on the forget set
+# training data (on average over the seeds; partly by overfitting its 30 members) but is indistinguishable from a
+# coin flip on data it did not see: within three standard errors of 50 (the printed "chance" interval is one
+# standard error). Its $P(\text{member})$ on the forget set
 # starts near $\tfrac12$. What the MIA loss then does to the forget set is mostly what its weights say: the fitted
 # weight on $\log p_y$ is positive on every seed (printed above; the other two weights vary in sign), so lowering
 # $P(\text{member})$ mainly means lowering the model's confidence on $D_f$: a softened, self-limiting version of
@@ -366,8 +472,8 @@ assert (aucs["w log p_y"] > 0).all()
 # $$ (eq-08-gh)
 #
 # and leave both unchanged when $c \ge 0$. The update is $G_{rem}^h + G_{fgt}^h$. Whether the paper projects both
-# gradients or only the forgetting one is not known to us (the dossier *infers* "most likely the forgetting
-# gradient", §6.2). The library implements both: `project="both"` is {eq}`eq-08-gh`, and `project="forget"` keeps
+# gradients or only the forgetting one is not known to us (the summaries suggest, without saying so, the
+# forgetting gradient). The library implements both: `project="both"` is {eq}`eq-08-gh`, and `project="forget"` keeps
 # $G_{rem}$ and projects only $G_{fgt}$,
 #
 # $$
@@ -395,8 +501,12 @@ assert (aucs["w log p_y"] > 0).all()
 # conflict, and on random conflicting pairs.
 
 # %%
+u32 = torch.finfo(torch.float32).eps
+
+
 def my_harmonize(a, b, project="both"):
-    """Gradient Harmonization, returning the update direction; no Python branch on a tensor (no host sync)."""
+    """Gradient Harmonization, returning the update direction; no Python branch on a
+    tensor (no host sync)."""
     c = a @ b
     conflict = (c < 0).to(a.dtype)
     b_h = b - conflict * c / (a @ a) * a
@@ -405,46 +515,68 @@ def my_harmonize(a, b, project="both"):
     return a - conflict * c / (b @ b) * b + b_h
 
 
-support, query = retain_subset(task, RHO, 0)
-ATTACK = attack0 if LTU_DEFAULTS["forget_signal"] == "mia" else None    # the default forgetting signal
+support, query = (i.to(device) for i in retain_subset(task, RHO, 0))
+ATTACK = (
+    attack0 if LTU_DEFAULTS["forget_signal"] == "mia" else None
+)  # the default forgetting signal
 gen = torch.Generator().manual_seed(0)
 checked = {"ascent": [], "mia": []}
-for k in range(8):          # 8 batch triples (support, query, forget) of 32, both forgetting signals
-    si = support[torch.randperm(len(support), generator=gen)[:32]]
-    qi = query[torch.randperm(len(query), generator=gen)[:32]]
-    fi = torch.randperm(len(task.y_forget), generator=gen)[:32]
-    batches = (task.x_retain[si], task.y_retain[si], task.x_retain[qi], task.y_retain[qi], task.x_forget[fi],
-               task.y_forget[fi])
+for k in range(
+    8
+):  # 8 batch triples (support, query, forget) of 32, both forgetting signals
+    si = support[torch.randperm(len(support), generator=gen)[:32].to(device)]
+    qi = query[torch.randperm(len(query), generator=gen)[:32].to(device)]
+    fi = torch.randperm(len(task.y_forget), generator=gen)[:32].to(device)
+    batches = (
+        task.x_retain[si],
+        task.y_retain[si],
+        task.x_retain[qi],
+        task.y_retain[qi],
+        task.x_forget[fi],
+        task.y_forget[fi],
+    )
     for signal, A in (("ascent", None), ("mia", attack0)):
         a, b = ltu_meta_gradients(m0, *batches, ALPHA, A)
         a_h, b_h = harmonize(a, b)
         c, cos_ab = a @ b, cosine(a, b)
-        if c < 0:   # the closed form {eq}`eq-08-gh-inner`, and both losses descend along the summed update
-            assert torch.allclose(a_h @ b_h, -c * (1 - cos_ab ** 2), rtol=1e-3)
+        # a float32 inner product over P terms is rounded by about u sqrt(P) |a| |b|;
+        # a few of them enter each quantity below, hence the factor 10
+        tol = 10 * u32 * math.sqrt(len(a)) * a.norm() * b.norm()
+        if c < 0:  # the closed form (eq-08-gh-inner); both losses descend along d
+            assert (a_h @ b_h + c * (1 - cos_ab**2)).abs() < tol
             d = harmonized_update(a, b, "both")
             assert d @ a >= 0 and d @ b >= 0
             one = harmonized_update(a, b, "forget") - a
-            assert abs(one @ a) < 1e-5 * one.norm() * a.norm()
+            assert abs(one @ a) < tol * one.norm() / b.norm()
         assert a_h @ b_h >= 0
         for project in ("both", "forget"):
             ref = harmonized_update(a, b, project)
-            assert torch.allclose(ref, my_harmonize(a, b, project), atol=1e-6 * ref.norm().item())
+            assert (ref - my_harmonize(a, b, project)).norm() < 10 * u32 * math.sqrt(
+                len(a)
+            ) * ref.norm()
         checked[signal].append(cos_ab.item())
         if k == 0 and signal == LTU_DEFAULTS["forget_signal"]:
-            xs, ys, xq, yq, xf, yf = batches                  # kept for the timings of §8.6
+            xs, ys, xq, yq, xf, yf = batches  # kept for the timings of §8.6
             G_rem, G_fgt = a, b
 for signal, cs in checked.items():
-    print(f"{signal:6s}: cos(G_rem, G_fgt) at theta0 on 8 batch triples: {np.round(cs, 3).tolist()}")
-print("harmonised pairs: all inner products >= 0; closed form checked on every conflicting triple")
+    print(f"{signal:6s}: cos(G_rem, G_fgt) at theta0 on 8 batch triples:\n        "
+          f"{np.round(cs, 3).tolist()}")
+print("harmonised pairs: all inner products >= 0; closed form checked on every "
+      "conflicting triple")
 
 gen = torch.Generator().manual_seed(0)
 pairs = torch.randn(2000, 2, 50, generator=gen, dtype=torch.float64)
-pairs[:, 1] *= 10 ** (3 * torch.rand(2000, 1, generator=gen, dtype=torch.float64) - 2)   # |G_fgt| from 1 % to 10x
+# |G_fgt| from 1 % to 10 times |G_rem|
+pairs[:, 1] *= 10 ** (3 * torch.rand(2000, 1, generator=gen, dtype=torch.float64) - 2)
+pairs = pairs.to(device)
 raw = (pairs[:, 0] * pairs[:, 1]).sum(1)
 inner = torch.stack([(lambda u, v: u @ v)(*harmonize(p[0], p[1])) for p in pairs])
 d_f = torch.stack([harmonized_update(p[0], p[1], "forget") @ p[1] for p in pairs])
-print(f"random pairs: {int((raw < 0).sum())} of {len(pairs)} conflict; min <a_h, b_h> after harmonisation "
-      f"{inner.min():.2e}; one-sided: <d, G_fgt> < 0 for {int((d_f < 0).sum())} pairs")
+print(
+    f"random pairs: {int((raw < 0).sum())} of {len(pairs)} conflict; "
+    f"min <a_h, b_h> after harmonisation {inner.min():.2e};\n"
+    f"one-sided: <d, G_fgt> < 0 for {int((d_f < 0).sum())} pairs"
+)
 assert inner.min() >= -1e-12 and (raw < 0).sum() > 500
 assert (d_f < 0).any() and not (d_f[raw >= 0] < 0).any()
 
@@ -457,20 +589,28 @@ assert (d_f < 0).any() and not (d_f[raw >= 0] < 0).any()
 # same batches, with the MIA and the ascent signal, and check {eq}`eq-08-fo-diff` with an independent
 # forward-over-reverse Hessian-vector product (`jvp` of `grad`).
 
+
 # %%
-def my_meta_gradients(model, p, xs, ys, xq, yq, xf, yf, alpha, attack=None, w_f=1.0, second_order=False):
+def my_meta_gradients(
+    model, p, xs, ys, xq, yq, xf, yf, alpha, attack=None, w_f=1.0, second_order=False
+):
     L_sup, L_rem = ce_of(model, xs, ys), ce_of(model, xq, yq)
     if attack is None:
         L_fgt = ce_of(model, xf, yf, sign=-1.0)
     else:
         L_fgt = lambda q: my_mia_loss(attack, functional_call(model, q, (xf,)), yf)
-    inner = lambda q: {k: q[k] - alpha * v for k, v in grad(L_sup)(q).items()}            # θ -> θ'
+    inner = lambda q: {
+        k: q[k] - alpha * v for k, v in grad(L_sup)(q).items()
+    }  # θ -> θ'
     if second_order:
         fast, pullback = vjp(inner, p)
-        rem, fgt = pullback(grad(L_rem)(fast))[0], pullback(grad(L_fgt)(fast))[0]   # (I - αH) ∇L(θ')
+        rem, fgt = (
+            pullback(grad(L_rem)(fast))[0],
+            pullback(grad(L_fgt)(fast))[0],
+        )  # (I - αH) ∇L(θ')
     else:
         fast = {k: v.detach() for k, v in inner(p).items()}
-        rem, fgt = grad(L_rem)(fast), grad(L_fgt)(fast)                              # ∇L(θ')
+        rem, fgt = grad(L_rem)(fast), grad(L_fgt)(fast)  # ∇L(θ')
     g_sup = grad(L_sup)(p)
     return flatten({k: g_sup[k] + rem[k] for k in p}), w_f * flatten(fgt)
 
@@ -484,24 +624,35 @@ for signal, A in (("mia", attack64), ("ascent", None)):
     for so in (False, True):
         ours = my_meta_gradients(m64, p64, *b64, ALPHA, A, 0.7, so)
         lib = ltu_meta_gradients(m64, *b64, ALPHA, A, 0.7, so)
-        err = max((o - l).abs().max().item() / l.norm().item() for o, l in zip(ours, lib))
+        err = max(
+            (o - l).abs().max().item() / l.norm().item() for o, l in zip(ours, lib)
+        )
         results[signal, so] = lib
-        print(f"{signal:6s} {'exact' if so else 'first order':11s}: max |ours - library| / |library| = {err:.1e}")
+        print(
+            f"{signal:6s} {'exact' if so else 'first order':11s}: "
+            f"max |ours - library| / |library| = {err:.1e}"
+        )
         assert err < 1e-12
 for signal in ("mia", "ascent"):
     (R_fo, F_fo), (R_ex, F_ex) = results[signal, False], results[signal, True]
     L_sup = ce_of(m64, b64[0], b64[1])
     g_sup = flatten(grad(L_sup)(p64))
-    at_fast = unflatten((R_fo - g_sup) + F_fo, p64)                    # ∇L_rem(θ') + w_f ∇L_fgt(θ')
+    at_fast = unflatten((R_fo - g_sup) + F_fo, p64)  # ∇L_rem(θ') + w_f ∇L_fgt(θ')
     _, hvp = jvp(grad(L_sup), (p64,), (at_fast,))
     diff = (R_ex + F_ex) - (R_fo + F_fo)
     assert torch.allclose(diff, -ALPHA * flatten(hvp), rtol=1e-8, atol=1e-14)
-    print(f"{signal:6s}: |exact - first order| / |exact| = {diff.norm() / (R_ex + F_ex).norm():.3f}, "
-          f"cos(exact, first order) = {cosine(R_ex + F_ex, R_fo + F_fo):.4f}; equals -alpha H_sup(...) as derived")
+    assert diff.norm() < 0.1 * (R_ex + F_ex).norm(), "the Hessian term is small"
+    print(
+        f"{signal:6s}: |exact - first order| / |exact| = "
+        f"{diff.norm() / (R_ex + F_ex).norm():.3f}, "
+        f"cos(exact, first order) = {cosine(R_ex + F_ex, R_fo + F_fo):.4f};\n"
+        "        equals -alpha H_sup(...) as derived"
+    )
 
 # %% [markdown]
-# At the library's $\alpha$ the Hessian term is a small fraction of the meta-gradient on the trained network, so
-# the first-order direction points almost the same way (printed above); the experiment below uses it.
+# At the library's $\alpha$ the Hessian term is less than a tenth of the meta-gradient on the trained network
+# (checked; the share is printed above), so the first-order direction points almost the same way; the
+# experiment below uses it.
 #
 # **The whole loop.** Our LTU: copy the model, fit the attack at $\theta_0$, then per step draw a forget, a
 # support and a query batch, form the two meta-gradients, harmonise, and let SGD (momentum 0.9, weight decay
@@ -511,40 +662,96 @@ for signal in ("mia", "ascent"):
 # aligned), and LTU draws its support and query batches from a second one seeded with `seed + 3`. Then our
 # parameters after a few steps must equal the library's up to float32 rounding.
 
+
 # %%
-def my_ltu(model0, t, positions, steps, lr, alpha, w_f=1.0, signal="ascent", project="both", batch_size=32, seed=0):
+def my_ltu(
+    model0,
+    t,
+    positions,
+    steps,
+    lr,
+    alpha,
+    w_f=1.0,
+    signal="ascent",
+    project="both",
+    batch_size=32,
+    seed=0,
+):
     model = copy.deepcopy(model0).train()
     half = len(positions) // 2
     support, query = positions[:half], positions[half:]
-    xs, ys, xq, yq = t.x_retain[support], t.y_retain[support], t.x_retain[query], t.y_retain[query]
+    xs, ys, xq, yq = (
+        t.x_retain[support],
+        t.y_retain[support],
+        t.x_retain[query],
+        t.y_retain[query],
+    )
     xf, yf = t.x_forget, t.y_forget
     attack = None
     if signal == "mia":
         n = len(t.y_test) // 2
-        attack = train_membership_model(model0, xs, ys, t.x_test[:n], t.y_test[:n], seed=seed)
-    g_loop, g_ltu = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 3)
-    f_stream, r_stream = cycle_batches(len(yf), batch_size, g_loop), cycle_batches(len(positions), batch_size, g_loop)
-    s_stream, q_stream = cycle_batches(len(ys), batch_size, g_ltu), cycle_batches(len(yq), batch_size, g_ltu)
+        attack = train_membership_model(
+            model0, xs, ys, t.x_test[:n], t.y_test[:n], seed=seed
+        )
+    g_loop, g_ltu = (
+        torch.Generator().manual_seed(seed),
+        torch.Generator().manual_seed(seed + 3),
+    )
+    dev = xf.device  # the streams draw on the CPU, then move the batches
+    f_stream = cycle_batches(len(yf), batch_size, g_loop, dev)
+    r_stream = cycle_batches(len(positions), batch_size, g_loop, dev)
+    s_stream = cycle_batches(len(ys), batch_size, g_ltu, dev)
+    q_stream = cycle_batches(len(yq), batch_size, g_ltu, dev)
     params = list(trainable(model).values())
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
     for _ in range(steps):
         fi, _ = next(f_stream), next(r_stream)
         si, qi = next(s_stream), next(q_stream)
         p = {k: v.detach() for k, v in trainable(model).items()}
-        G_r, G_f = my_meta_gradients(model, p, xs[si], ys[si], xq[qi], yq[qi], xf[fi], yf[fi], alpha, attack, w_f)
-        for par, upd in zip(params, unflatten(my_harmonize(G_r, G_f, project), p).values()):
+        G_r, G_f = my_meta_gradients(
+            model, p, xs[si], ys[si], xq[qi], yq[qi], xf[fi], yf[fi], alpha, attack, w_f
+        )
+        for par, upd in zip(
+            params, unflatten(my_harmonize(G_r, G_f, project), p).values()
+        ):
             par.grad = upd.clone()
         opt.step()
     return model.eval()
 
 
-positions = torch.cat(retain_subset(task, RHO, 0))
+positions = torch.cat(retain_subset(task, RHO, 0)).to(device)
 for signal in ("mia", "ascent"):
-    ours = my_ltu(m0, task, positions, 6, LTU_DEFAULTS["lr"], ALPHA, signal=signal, project=LTU_DEFAULTS["project"])
-    lib = get_method("ltu")(m0, task, retain_positions=positions, steps=6, stop_at=None, forget_signal=signal)
-    moved = max((a - b).abs().max().item() for a, b in zip(lib.parameters(), m0.parameters()))
-    dev = max((a - b).abs().max().item() for a, b in zip(ours.parameters(), lib.parameters()))
-    print(f"{signal:6s}: 6 steps, largest parameter change {moved:.2e}, largest |ours - library| {dev:.1e}")
+    ours = my_ltu(
+        m0,
+        task,
+        positions,
+        6,
+        LTU_DEFAULTS["lr"],
+        ALPHA,
+        signal=signal,
+        project=LTU_DEFAULTS["project"],
+    )
+    lib = get_method("ltu")(
+        m0,
+        task,
+        retain_positions=positions,
+        steps=6,
+        stop_at=None,
+        forget_signal=signal,
+    )
+    moved = max(
+        (a - b).abs().max().item() for a, b in zip(lib.parameters(), m0.parameters())
+    )
+    dev = max(
+        (a - b).abs().max().item() for a, b in zip(ours.parameters(), lib.parameters())
+    )
+    print(
+        f"{signal:6s}: 6 steps, largest parameter change {moved:.2e}, "
+        f"largest |ours - library| {dev:.1e}"
+    )
+    # each step's direction is the same float32 arithmetic in another order, off by
+    # about u sqrt(P) ~ 1e-5 of its size; six steps stay well inside 1e-3 of the
+    # distance moved, while a sign error or a dropped term would be of that order
     assert dev < 1e-3 * moved
 
 # %% [markdown]
@@ -559,10 +766,10 @@ for signal in ("mia", "ascent"):
 # accuracy among the settings whose forget accuracy reaches the target (10 %) on every held-out seed. We swept the
 # outer learning rate (3e-4, 1e-3, 3e-3), $\alpha$ (0.01, 0.03, 0.1, 0.3), both forgetting signals and both
 # projections, first order, at $\rho = 5\,\%$. Applied at 5 % alone, the rule picked the MIA signal with
-# $\alpha = 0.01$ and the one-sided projection. Its forget accuracy at 5 % was already at the edge (9.5 % on one
-# held-out seed), and in a first run of this chapter it failed to forget at 1 %, 20 % and 100 % on some of the
-# *reported* seeds. That observation, not a held-out result, is what made us revisit the rule; the correction
-# itself uses held-out seeds only. Because this chapter uses the default at every subset size, we applied the rule *jointly*:
+# $\alpha = 0.01$ and the one-sided projection. Its forget accuracy at 5 % is already at the edge (9.5 % on one
+# held-out seed), and with it this chapter's experiment fails to forget at 1 %, 20 % and 100 % on some of the
+# *reported* seeds. In fairness to the reader: that observation, not a held-out result, is what made us revisit
+# the rule; the revised rule itself uses held-out seeds only. Because this chapter uses the default at every subset size, we applied the rule *jointly*:
 # a setting must reach the target on every held-out seed at 1 %, 5 %, 20 % and 100 %, and among those the highest
 # retain accuracy at 5 % wins. Retain accuracy (%) on the held-out seeds, mean of 5 (✗: missed the target on at
 # least one seed, and was not run further):
@@ -582,7 +789,7 @@ for signal in ("mia", "ascent"):
 # Every MIA setting run at 1 % missed the target there (its attack is fitted on 6 members); the MIA settings
 # with lr 3e-3 and $\alpha \ge 0.03$ were not run beyond 5 %, where their retain accuracy (97.3-98.3) was already
 # too low to win. The new defaults are therefore lr $3\cdot10^{-4}$, $\alpha = 0.03$, the **ascent** signal and
-# the two-sided projection (before this chapter: lr $10^{-3}$, $\alpha = 0.1$, MIA). Two honest caveats: the top
+# the two-sided projection (rather than the "old default" row of the table: lr $10^{-3}$, $\alpha = 0.1$, MIA). Two honest caveats: the top
 # rows differ by less than the seed noise, and the rule is blind to the meta-step, since $\alpha = 0$ (last row)
 # is within a few tenths of a point of the winner. The paper's MIA signal stays in the experiment as an ablation,
 # at its own best setting at 5 % (lr $10^{-3}$, $\alpha = 0.01$, one-sided).
@@ -610,32 +817,43 @@ for signal in ("mia", "ascent"):
 
 # %%
 FRACTIONS = [0.01, 0.05, 0.2, 1.0]
-NGP = {k: v.default for k, v in inspect.signature(get_method("neggrad_plus")).parameters.items()
-       if v.default is not inspect.Parameter.empty}
+NGP = {
+    k: v.default
+    for k, v in inspect.signature(get_method("neggrad_plus")).parameters.items()
+    if v.default is not inspect.Parameter.empty
+}
 given, cos_hist, final_models = {}, {}, {}
 label = lambda method, rho: f"{method} {100 * rho:g}%"
 
 
 def subset_of(t, seed, rho):
-    return torch.cat(retain_subset(t, rho, seed))
+    return torch.cat(retain_subset(t, rho, seed)).to(t.retain_idx.device)
 
 
 def ltu_setup(rho):
     def setup(t, seed):
         given[label("ltu", rho), seed] = pos = subset_of(t, seed, rho)
         kw = {"retain_positions": pos}
-        if rho == RHO:   # record the meta-gradient cosines and keep the final model
+        if rho == RHO:  # record the meta-gradient cosines and keep the final model
             cos_hist[seed] = kw["history"] = []
             kw["post_step"] = lambda m, opt: final_models.__setitem__(("ltu", seed), m)
         return kw
+
     return setup
 
 
 def ngp_setup(rho):
     def setup(t, seed):
         given[label("neggrad+", rho), seed] = pos = subset_of(t, seed, rho)
-        per_epoch = math.ceil(len(t.retain_idx) / NGP["batch_size"])      # passes over ALL of D_r
-        return {"retain_positions": pos, "steps": NGP["epochs"] * per_epoch, "check_every": per_epoch}
+        per_epoch = math.ceil(
+            len(t.retain_idx) / NGP["batch_size"]
+        )  # passes over ALL of D_r
+        return {
+            "retain_positions": pos,
+            "steps": NGP["epochs"] * per_epoch,
+            "check_every": per_epoch,
+        }
+
     return setup
 
 
@@ -646,9 +864,14 @@ def ga_setup(t, seed):
 def ablation_setup(rho, **changes):
     def setup(t, seed):
         kw = {"retain_positions": subset_of(t, seed, rho), **changes}
-        if changes.get("forget_signal") == "mia":   # keep the final model for the attack's verdict
-            kw["post_step"] = lambda m, opt: final_models.__setitem__(("ltu mia", seed), m)
+        if (
+            changes.get("forget_signal") == "mia"
+        ):  # keep the final model for the attack's verdict
+            kw["post_step"] = lambda m, opt: final_models.__setitem__(
+                ("ltu mia", seed), m
+            )
         return kw
+
     return setup
 
 
@@ -656,36 +879,81 @@ variants = {"ga": ("ga", ga_setup)}
 for rho in FRACTIONS:
     variants[label("ltu", rho)] = ("ltu", ltu_setup(rho))
     variants[label("neggrad+", rho)] = ("neggrad_plus", ngp_setup(rho))
-MIA_BEST = {"forget_signal": "mia", "lr": 1e-3, "alpha": 0.01, "project": "forget"}   # best MIA setting at 5 %
-ABLATIONS = {f"{label('ltu', RHO)} alpha=0": (RHO, {"alpha": 0.0}),
-             f"{label('ltu', RHO)} no GH": (RHO, {"harmonize_grads": False}),
-             f"{label('ltu', RHO)} mia": (RHO, MIA_BEST)}
+MIA_BEST = {
+    "forget_signal": "mia",
+    "lr": 1e-3,
+    "alpha": 0.01,
+    "project": "forget",
+}  # best MIA setting at 5 %
+ABLATIONS = {
+    f"{label('ltu', RHO)} alpha=0": (RHO, {"alpha": 0.0}),
+    f"{label('ltu', RHO)} no GH": (RHO, {"harmonize_grads": False}),
+    f"{label('ltu', RHO)} mia": (RHO, MIA_BEST),
+}
 for name, (rho, changes) in ABLATIONS.items():
     variants[name] = ("ltu", ablation_setup(rho, **changes))
 t_start = time.perf_counter()
-cmp = compare_methods(variants, "class", data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS, device=device,
-                      progress=False)
-print(f"class-wise, {len(variants)} variants x {len(SEEDS)} seeds: {time.perf_counter() - t_start:.1f} s")
-# The two methods were handed identical subsets, and those are the subsets retain_subset draws for LTU by default.
+cmp = compare_methods(
+    variants,
+    "class",
+    data=data,
+    cfg=cfg,
+    seeds=SEEDS,
+    forget_class=FORGET_CLASS,
+    device=device,
+    progress=False,
+)
+print(
+    f"class-wise, {len(variants)} variants x {len(SEEDS)} seeds: "
+    f"{time.perf_counter() - t_start:.1f} s"
+)
+# The two methods were handed identical subsets, and those are the subsets retain_subset
+# draws for LTU by default.
 for rho in FRACTIONS:
     for seed in SEEDS:
         same = given[label("ltu", rho), seed]
         assert torch.equal(same, given[label("neggrad+", rho), seed])
-        assert len(same) == max(4, round(rho * len(make_task(data, "class", forget_class=FORGET_CLASS).retain_idx)))
-print(cmp.table())
-print("steps per seed: " + "; ".join(f"{m} {cmp.per_seed(m, 'steps').astype(int).tolist()}" for m in cmp.methods))
+        assert len(same) == max(
+            4,
+            round(
+                rho
+                * len(make_task(data, "class", forget_class=FORGET_CLASS).retain_idx)
+            ),
+        )
+print(format_table(cmp.summary, cmp.reference, keys=("UA", "RA", "TA", "MIA")))
+print(format_table(cmp.summary, cmp.reference, keys=("gap", "time_s")))
+print("steps per seed:")
+for m in cmp.methods:
+    print(f"  {m:18s} {cmp.per_seed(m, 'steps').astype(int).tolist()}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(14, 4))
 xs_pct = 100 * np.array(FRACTIONS)
-for ax, key, title in zip(axes, ("RA", "UA", "gap"), ("retain accuracy RA (%)", "unlearning accuracy UA (%)",
-                                                       "Avg. Gap to the oracle")):
+for ax, key, title in zip(
+    axes,
+    ("RA", "UA", "gap"),
+    ("retain accuracy RA (%)", "unlearning accuracy UA (%)", "Avg. Gap to the oracle"),
+):
     for method, style in (("ltu", "o-"), ("neggrad+", "s-")):
         means = np.array([cmp.mean(label(method, r), key) for r in FRACTIONS])
         cis = np.array([cmp.ci95(label(method, r), key) for r in FRACTIONS])
-        ax.errorbar(xs_pct, means, yerr=cis, fmt=style, capsize=3, label=f"{method} (same subset)")
+        ax.errorbar(
+            xs_pct,
+            means,
+            yerr=cis,
+            fmt=style,
+            capsize=3,
+            label=f"{method} (same subset)",
+        )
     for (abl, (rho, _)), marker in zip(ABLATIONS.items(), ("x", "+", "^")):
-        ax.plot(100 * rho, cmp.mean(abl, key), marker, ms=9, mew=2, label=abl.replace("ltu ", "ltu ablation "))
+        ax.plot(
+            100 * rho,
+            cmp.mean(abl, key),
+            marker,
+            ms=9,
+            mew=2,
+            label=abl.replace("ltu ", "ltu ablation "),
+        )
     ax.axhline(cmp.mean("ga", key), color="C3", ls=":", label="GA (no retain data)")
     if key != "gap":
         ax.axhline(cmp.reference[key], color="k", ls="--", lw=1, label="retrain oracle")
@@ -694,7 +962,9 @@ for ax, key, title in zip(axes, ("RA", "UA", "gap"), ("retain accuracy RA (%)", 
     ax.set_xlabel(r"retain subset $|\hat D_r|$ in % of $D_r$")
     ax.set_title(title)
 axes[0].legend(fontsize=8)
-fig.suptitle(f"Class-wise forgetting of digit {FORGET_CLASS}: mean ± 95 % CI over seeds {SEEDS}")
+fig.suptitle(
+    f"Class-wise forgetting of digit {FORGET_CLASS}: mean ± 95 % CI over seeds {SEEDS}"
+)
 fig.tight_layout()
 plt.show()
 
@@ -703,64 +973,64 @@ plt.show()
 
 # %%
 ps = cmp.per_seed
-forgot = lambda m: ps(m, "UA") >= 90      # reached (about) the stopping target on that seed
-for rho in FRACTIONS:
-    L, N = label("ltu", rho), label("neggrad+", rho)
-    print(f"rho {100 * rho:5g}%: RA ltu {ps(L, 'RA').round(1)}, neggrad+ {ps(N, 'RA').round(1)}; "
-          f"UA ltu {ps(L, 'UA').round(1)}, neggrad+ {ps(N, 'UA').round(1)}; "
-          f"gap ltu {ps(L, 'gap').round(2)}, neggrad+ {ps(N, 'gap').round(2)}")
-
+forgot = lambda m: ps(m, "UA") >= 90  # reached the stopping target on that seed
+for key in ("RA", "UA", "gap"):
+    print(f"{key} per seed (ltu | neggrad+):")
+    for rho in FRACTIONS:
+        L, N = label("ltu", rho), label("neggrad+", rho)
+        print(f"  {100 * rho:5g}%  {ps(L, key).round(1)} | {ps(N, key).round(1)}")
 for name in ABLATIONS:
-    print(f"{name:20s}: RA {ps(name, 'RA').round(1)}, UA {ps(name, 'UA').round(1)}, gap {ps(name, 'gap').round(2)}")
-L5, N5, L1, N1 = label("ltu", RHO), label("neggrad+", RHO), label("ltu", 0.01), label("neggrad+", 0.01)
-mean = cmp.mean
-# 1. Every LTU and NegGrad+ run forgets the class (UA >= 90 on every seed), at every subset size.
+    print(f"{name:18s}: RA {ps(name, 'RA').round(1)}, UA {ps(name, 'UA').round(1)}, "
+          f"gap {ps(name, 'gap').round(2)}")
+L5, N5 = label("ltu", RHO), label("neggrad+", RHO)
+L1, N1 = label("ltu", 0.01), label("neggrad+", 0.01)
+mean, ci = cmp.mean, cmp.ci95
+noise = lambda a, b, key: ci(a, key) + ci(b, key)    # the two 95 % half-widths, added
+# 1. Every LTU and NegGrad+ run forgets the class (UA >= 90 on every seed), at every
+#    subset size.
 assert all(forgot(label(m, r)).all() for m in ("ltu", "neggrad+") for r in FRACTIONS)
-# 2. The claim holds at the default 5 %: LTU keeps more retain accuracy and is closer to the oracle on every seed.
+# 2. The claim holds at the default 5 %: LTU keeps more retain accuracy and is closer
+#    to the oracle on every seed.
 assert (ps(L5, "RA") > ps(N5, "RA")).all() and (ps(L5, "gap") < ps(N5, "gap")).all()
-# 3. At 1 % it holds on average (mean RA and mean gap), but not on every seed.
-assert mean(L1, "RA") > mean(N1, "RA") and mean(L1, "gap") < mean(N1, "gap")
-print(f"1 %: LTU's RA above NegGrad+'s on {int((ps(L1, 'RA') > ps(N1, 'RA')).sum())} of {len(SEEDS)} seeds")
-# 4. With 20 % or all of D_r it does not hold: NegGrad+ has the higher mean RA and the lower mean gap.
+# 3. At 1 % the two are within the seed noise of each other (NegGrad+ varies widely).
+for key in ("RA", "gap"):
+    assert abs(mean(L1, key) - mean(N1, key)) < noise(L1, N1, key), key
+# 4. With 20 % or all of D_r LTU has no advantage: NegGrad+'s mean RA is not lower, and
+#    its mean gap not higher, beyond the seed noise.
 for r in (0.2, 1.0):
-    assert mean(label("neggrad+", r), "RA") > mean(label("ltu", r), "RA")
-    assert mean(label("neggrad+", r), "gap") < mean(label("ltu", r), "gap")
-# 5. NegGrad+ needs its retain data: from all of D_r to 1 % its mean RA falls by more than 10 points; LTU's by less.
-drop_n = mean(label("neggrad+", 1.0), "RA") - mean(N1, "RA")
-drop_l = mean(label("ltu", 1.0), "RA") - mean(L1, "RA")
-print(f"RA lost from 100 % to 1 %: neggrad+ {drop_n:.1f}, ltu {drop_l:.1f} points")
-assert drop_n > 10 and drop_l < drop_n
-# 6. LTU is closer to the oracle than GA at every subset size (mean gap).
-assert all(mean(label("ltu", r), "gap") < mean("ga", "gap") for r in FRACTIONS)
-# 7. The meta-step is not what helps: alpha = 0 is within the seed noise of LTU in RA and gap.
+    L, N = label("ltu", r), label("neggrad+", r)
+    assert mean(N, "RA") > mean(L, "RA") - noise(L, N, "RA")
+    assert mean(N, "gap") < mean(L, "gap") + noise(L, N, "gap")
+# 5. The meta-step is not what helps: alpha = 0 is within the seed noise of LTU in RA
+#    and gap.
 A0 = f"{L5} alpha=0"
 for key in ("RA", "gap"):
-    assert abs(mean(A0, key) - mean(L5, key)) < cmp.ci95(A0, key) + cmp.ci95(L5, key)
-# 8. Gradient Harmonization is: without it the mean RA is more than 5 points lower and the mean gap higher.
+    assert abs(mean(A0, key) - mean(L5, key)) < noise(A0, L5, key), key
+# 6. Gradient Harmonization is: without it the retain accuracy is lower on every seed.
 NG = f"{L5} no GH"
-assert mean(NG, "RA") < mean(L5, "RA") - 5 and mean(NG, "gap") > mean(L5, "gap")
 assert (ps(NG, "RA") < ps(L5, "RA")).all()
 
 # %% [markdown]
 # - **The claim holds at small subsets, most clearly at the default 5 %.** Given the same 5 % subset, LTU keeps
 #   more retain accuracy than NegGrad+ on every seed and ends closer to the oracle on every seed. At 1 % (12
-#   retain samples) it holds on average, not on every seed. NegGrad+, run with its full-data recipe on a tiny
-#   subset, fits those few samples while its ascent term damages the rest of $D_r$, and loses far more retain
-#   accuracy as the subset shrinks than LTU does.
-# - **It does not hold with plenty of retain data.** With 20 % or all of $D_r$, NegGrad+ has the higher mean
-#   retain accuracy and the lower mean gap; its tuned $\beta$ and learning rate were chosen with all of $D_r$.
+#   retain samples) the two are within the seed noise of each other: NegGrad+, run with its full-data recipe on a
+#   tiny subset, fits those few samples while its ascent term damages the rest of $D_r$, and how much it damages
+#   varies widely from seed to seed (printed above).
+# - **It does not hold with plenty of retain data.** With 20 % or all of $D_r$, LTU has no advantage: NegGrad+'s
+#   mean retain accuracy is not lower, and its mean gap not higher, beyond the seed noise; its tuned $\beta$ and
+#   learning rate were chosen with all of $D_r$.
 # - **What makes the difference on our data is not the meta-step.** With $\alpha = 0$, the query and forgetting losses
 #   are evaluated at $\theta$ itself. Nothing is "learned to learn", and the result is within the seed noise of
 #   LTU, as the held-out sweep had already suggested. What does matter is **Gradient Harmonization**: without
-#   it, the same losses, subsets and budget lose more than 5 points of mean retain accuracy (on every seed here).
+#   it, the same losses, subsets and budget keep less retain accuracy on every seed.
 #   The expansion {eq}`eq-08-taylor` says why $\alpha$ cannot do much here: its rewards are $\alpha$ times inner
 #   products of mini-batch gradients, with $\alpha = 0.03$, while the projection removes the conflicting component
 #   exactly at every step. So on digits, "LTU" works as "retain descent on $\hat D_r$ plus ascent on $D_f$, made
 #   conflict-free by PCGrad, with a slow learning rate". That is close to the PCGrad method of chapter 05,
 #   with equal weights and a retain subset.
-# - **The MIA signal** (at its own best held-out setting) forgets and keeps retain accuracy about as well as the
-#   ascent signal at 5 %, in fewer steps. But on held-out seeds no MIA setting was reliable at 1 %, which is why the
-#   default is ascent.
+# - **The MIA signal** (at its own best held-out setting) is shown for comparison, with its steps and its forget
+#   accuracy per seed printed above: whether it reaches the target, and how fast, varies from seed to seed. On
+#   held-out seeds no MIA setting was reliable at 1 %, which is why the default is ascent.
 #
 # **What the attack says after unlearning, and how often the meta-gradients conflicted.** We refit each seed's
 # attack exactly as LTU did at $\theta_0$ (same data, same seed) and ask it for the mean $P(\text{member})$ of
@@ -774,26 +1044,49 @@ for seed in SEEDS:
     m = original_model(data, cfg, seed=seed, device=device)
     A = fit_attack(m, t, seed, RHO)
     half = len(t.y_test) // 2
-    models_s = {"theta0": m, "ltu": final_models["ltu", seed], "ltu mia": final_models["ltu mia", seed],
-                "ga": final_models["ga", seed], "oracle": retrained_model(t, cfg, seed=seed, device=device)}
-    after[seed] = {k: (p_member(A, mk, t.x_forget, t.y_forget).mean().item(),
-                       p_member(A, mk, t.x_test[half:], t.y_test[half:]).mean().item()) for k, mk in models_s.items()}
-    print(f"seed {seed}: mean P(member) on D_f / on unseen test data: "
+    models_s = {
+        "theta0": m,
+        "ltu": final_models["ltu", seed],
+        "ltu mia": final_models["ltu mia", seed],
+        "ga": final_models["ga", seed],
+        "oracle": retrained_model(t, cfg, seed=seed, device=device),
+    }
+    after[seed] = {
+        k: (
+            p_member(A, mk, t.x_forget, t.y_forget).mean().item(),
+            p_member(A, mk, t.x_test[half:], t.y_test[half:]).mean().item(),
+        )
+        for k, mk in models_s.items()
+    }
+    print(f"seed {seed}: mean P(member) on D_f / on unseen test data:\n        "
           + ", ".join(f"{k} {v[0]:.3f} / {v[1]:.3f}" for k, v in after[seed].items()))
 conflict_share = {seed: float(np.mean(np.array(cos_hist[seed]) < 0)) for seed in SEEDS}
-print("share of LTU steps whose meta-gradients conflicted (cos < 0), per seed:",
-      {s: round(v, 2) for s, v in conflict_share.items()}, "; median cos:",
-      {s: round(float(np.median(cos_hist[s])), 3) for s in SEEDS})
+print(
+    "share of LTU steps whose meta-gradients conflicted (cos < 0), per seed:",
+    {s: round(v, 2) for s, v in conflict_share.items()},
+    "; median cos:",
+    {s: round(float(np.median(cos_hist[s])), 3) for s in SEEDS},
+)
 
 P_f = {k: np.array([after[s][k][0] for s in SEEDS]) for k in after[SEEDS[0]]}
 P_t = {k: np.array([after[s][k][1] for s in SEEDS]) for k in after[SEEDS[0]]}
-# 9. After unlearning, by either signal, and at the oracle, the attack calls D_f a non-member: mean P(member)
-#    below 0.05 on every seed, far below what it says of unseen test data at the same model.
-assert all((P_f[k] < 0.05).all() and (P_f[k] < P_t[k] - 0.1).all() for k in ("ltu", "ltu mia", "ga", "oracle"))
-# 10. GA also lowers the attack's P(member) on unseen test data, more than LTU does (collateral damage).
+# 9. After unlearning, by either signal, and at the oracle, the attack calls D_f a
+#    non-member: mean P(member) below 0.05 on every seed, far below what it says of
+#    unseen test data at the same model.
+assert all(
+    (P_f[k] < 0.05).all() and (P_f[k] < P_t[k] - 0.1).all()
+    for k in ("ltu", "ltu mia", "ga", "oracle")
+)
+# 10. GA also lowers the attack's P(member) on unseen test data, more than LTU does
+#     (collateral damage).
 assert (P_t["ga"] < P_t["ltu"]).all()
-# 11. The meta-gradients conflict on most LTU steps, so the harmonisation acts on most steps.
-assert all(v > 0.5 for v in conflict_share.values())
+# 11. The meta-gradients conflict on most LTU steps, so the harmonisation acts on most
+#     steps: pooled over the seeds, the share of conflicting steps exceeds 1/2 by more
+#     than three binomial standard errors.
+n_steps = sum(len(cos_hist[s]) for s in SEEDS)
+pooled = sum(int((np.array(cos_hist[s]) < 0).sum()) for s in SEEDS) / n_steps
+print(f"pooled share of conflicting steps {pooled:.2f} over {n_steps} steps")
+assert pooled > 0.5 + 3 * (0.25 / n_steps) ** 0.5
 
 # %% [markdown]
 # After unlearning, the attack calls the forget set a non-member with near certainty, whichever signal LTU used,
@@ -805,8 +1098,8 @@ assert all(v > 0.5 for v in conflict_share.values())
 # it cannot tell LTU from GA, although GA has damaged the model (its retain accuracy above, and the attack's lower
 # $P(\text{member})$ on unseen test data after GA: the model is less confident everywhere). A frozen attack fitted
 # at $\theta_0$ is a one-sided audit. It says the forget set no longer looks like training data, not that the
-# model looks like the retrained one. The meta-gradients conflicted on most steps of every run, so the
-# harmonisation was active most of the time. This is consistent with the ablation: projection, not the
+# model looks like the retrained one. The meta-gradients conflicted on most steps (pooled over the runs; the
+# share per seed is printed), so the harmonisation was active most of the time. This is consistent with the ablation: projection, not the
 # look-ahead, is the working part.
 #
 # ## Cost of one step
@@ -820,15 +1113,32 @@ assert all(v > 0.5 for v in conflict_share.values())
 
 # %%
 t_ga = median_time(lambda: loss_grad(m0, xf, yf, lambda z, y: -F.cross_entropy(z, y)))
-t_fo = median_time(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK))
-t_so = median_time(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK, second_order=True))
-t_mia = median_time(lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, attack0))
-t_h = median_time(lambda: harmonized_update(G_rem, G_fgt, LTU_DEFAULTS["project"]), repeats=50)
-print(f"per step: GA gradient {1e3 * t_ga:.1f} ms; LTU meta-gradients first order {1e3 * t_fo:.1f} ms "
-      f"({t_fo / t_ga:.1f}x GA), exact {1e3 * t_so:.1f} ms ({t_so / t_ga:.1f}x), first order with the MIA signal "
-      f"{1e3 * t_mia:.1f} ms ({t_mia / t_ga:.1f}x); harmonisation {1e3 * t_h:.2f} ms")
+t_fo = median_time(
+    lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK)
+)
+t_so = median_time(
+    lambda: ltu_meta_gradients(
+        m0, xs, ys, xq, yq, xf, yf, ALPHA, ATTACK, second_order=True
+    )
+)
+t_mia = median_time(
+    lambda: ltu_meta_gradients(m0, xs, ys, xq, yq, xf, yf, ALPHA, attack0)
+)
+t_h = median_time(
+    lambda: harmonized_update(G_rem, G_fgt, LTU_DEFAULTS["project"]), repeats=50
+)
+print(
+    f"per step: GA gradient {1e3 * t_ga:.1f} ms; LTU meta-gradients:\n"
+    f"  first order {1e3 * t_fo:.1f} ms ({t_fo / t_ga:.1f}x GA), "
+    f"exact {1e3 * t_so:.1f} ms ({t_so / t_ga:.1f}x),\n"
+    f"  first order with the MIA signal {1e3 * t_mia:.1f} ms ({t_mia / t_ga:.1f}x); "
+    f"harmonisation {1e3 * t_h:.2f} ms"
+)
 for m in ("ga", L5, f"{L5} mia", N5):
-    print(f"{m:14s}: {cmp.mean(m, 'steps'):6.1f} steps, {cmp.mean(m, 'time_s'):5.2f} s per run (mean over seeds)")
+    print(
+        f"{m:14s}: {cmp.mean(m, 'steps'):6.1f} steps, "
+        f"{cmp.mean(m, 'time_s'):5.2f} s per run (mean over seeds)"
+    )
 
 # %% [markdown]
 # On this tiny CNN a first-order LTU step costs a few GA gradients: three forward-backward passes instead of one,
@@ -847,7 +1157,7 @@ for m in ("ga", L5, f"{L5} mia", N5):
 #   membership-inference feedback and Gradient Harmonization are the paper's; every formula and setting here is
 #   our reconstruction.
 # - The meta-gradient {eq}`eq-08-metagrad` is one `vjp` through the inner step. The first-order version drops
-#   $-\alpha H_{sup}(\cdot)$ {eq}`eq-08-fo-diff`, about 1 % of the step at our $\alpha$. To first order the objective
+#   $-\alpha H_{sup}(\cdot)$ {eq}`eq-08-fo-diff`, less than a tenth of the step at our $\alpha$. To first order the objective
 #   rewards agreement of retain gradients across disjoint batches and of the forgetting with the retaining gradient
 #   {eq}`eq-08-taylor` (chapter 09 analyses the expansion). With query = support the first reward turns into a reward
 #   for memorising; we measured the same-batch meta-test to be several times too optimistic.
@@ -860,9 +1170,9 @@ for m in ("ga", L5, f"{L5} mia", N5):
 #   one-sided variant protects only the remembering loss.
 # - Our from-scratch `torch.func` LTU matches `unlearnlib`'s meta-gradients to $10^{-16}$ in float64, and its
 #   trajectory to float32 rounding.
-# - With the same subset, LTU kept more retain accuracy than NegGrad+ at 5 % (every seed) and at 1 % (on average).
-#   At 20 % and 100 % NegGrad+ was better. The ablations locate LTU's advantage in Gradient Harmonization, not in the
-#   meta-step: $\alpha = 0$ did as well. On held-out seeds, the paper's MIA signal did not forget reliably with a 1 %
+# - With the same subset, LTU kept more retain accuracy than NegGrad+ at 5 % (every seed); at 1 % the two were
+#   within the seed noise of each other, and at 20 % and 100 % LTU had no advantage. The ablations locate LTU's
+#   advantage in Gradient Harmonization, not in the meta-step: $\alpha = 0$ did as well. On held-out seeds, the paper's MIA signal did not forget reliably with a 1 %
 #   subset, so the library's default signal is plain ascent.
 #
 # ## Exercises
@@ -872,7 +1182,7 @@ for m in ("ga", L5, f"{L5} mia", N5):
 #    with the same subset? Compare with chapter 02's finding that random forgetting on digits barely separates the
 #    methods.
 # 2. **Exact meta-gradients.** Run the default LTU with `second_order=True` on the 5 % subsets. Does the gap or the
-#    retain accuracy change beyond the seed noise? Relate the answer to the 1 % share of {eq}`eq-08-fo-diff`
+#    retain accuracy change beyond the seed noise? Relate the answer to the share of {eq}`eq-08-fo-diff`
 #    measured in §8.4, and to the timings of §8.6.
 # 3. **A memorising meta-test.** Modify `my_ltu` so that the query batch is drawn from the *support* set. Compare
 #    the retain accuracy on $D_r \setminus \hat D_r$ with the disjoint version at $\rho = 1\,\%$. *Hint:* by
@@ -889,4 +1199,3 @@ for m in ("ga", L5, f"{L5} mia", N5):
 #    tiny losses of confidently classified samples, or the sorted probability vector) and measure the best AUC you
 #    can reach on digits at $\theta_0$ (§8.2). How far is it from chance, and what does that say about the
 #    membership signal on this dataset?
-

@@ -24,8 +24,8 @@
 # of *local* feasibility. The method is an add-on: any first-order method can be masked.
 #
 # **The paper's full text was not available to us.** The statements above are the abstract's; the constrained
-# problem's details, the coordinatewise condition and the one-sided test below are **our reconstruction**
-# (methods dossier §9, §10.6–§10.7), not a copy of the paper's algorithm.
+# problem's details, the coordinatewise condition and the one-sided test below are **our reconstruction** of
+# what arXiv 2511.02435 describes, not a copy of the paper's algorithm.
 #
 # **What you will learn**
 #
@@ -57,7 +57,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 import unlearnlib.config
-from unlearnlib.experiment import compare_methods
+from unlearnlib.experiment import compare_methods, format_table
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.grads import flatten, loss_grad, trainable
 from unlearnlib.methods import MASKED_LR, get_method
@@ -69,7 +69,10 @@ device = unlearnlib.config.get_device()
 cfg = TrainConfig.from_profile(profile)
 SEEDS = list(range(profile.seeds))
 FORGET_CLASS = 3
-print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, seeds {SEEDS}, device {device}")
+print(
+    f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}, "
+    f"seeds {SEEDS}, device {device}"
+)
 
 # %% [markdown]
 # ## Unlearning as a constrained problem
@@ -146,15 +149,22 @@ print(f"profile {profile.name}: dataset {profile.dataset}, model {profile.model}
 data = load_dataset(profile.dataset).to(device)
 task = make_task(data, "class", forget_class=FORGET_CLASS, seed=0)
 m0 = original_model(data, cfg, seed=0, device=device)
-gen = torch.Generator().manual_seed(0)
-fi = torch.randperm(len(task.y_forget), generator=gen)[:32]
-ri = torch.randperm(len(task.y_retain), generator=gen)[:32]
-xf, yf, xr, yr = task.x_forget[fi], task.y_forget[fi], task.x_retain[ri], task.y_retain[ri]
+gen = torch.Generator().manual_seed(0)  # a CPU generator: draw, then move to the device
+fi = torch.randperm(len(task.y_forget), generator=gen)[:32].to(device)
+ri = torch.randperm(len(task.y_retain), generator=gen)[:32].to(device)
+xf, yf, xr, yr = (
+    task.x_forget[fi],
+    task.y_forget[fi],
+    task.x_retain[ri],
+    task.y_retain[ri],
+)
 
 
 def my_per_sample_grads(model, x, y):
     p = {k: v.detach() for k, v in trainable(model).items()}
-    one = lambda p, xi, yi: F.cross_entropy(functional_call(model, p, (xi[None],)), yi[None])
+    one = lambda p, xi, yi: F.cross_entropy(
+        functional_call(model, p, (xi[None],)), yi[None]
+    )
     return vmap(grad(one), in_dims=(None, 0, 0))(p, x, y)
 
 
@@ -172,27 +182,48 @@ def my_mask(model, u, x, y, delta):
 model = copy.deepcopy(m0).train()
 names = list(trainable(model))
 u_flat = loss_grad(model, xf, yf, lambda z, y: -F.cross_entropy(z, y))
-u = {n: t.view_as(p) for (n, p), t in zip(trainable(model).items(), torch.split(u_flat, [p.numel() for p in trainable(model).values()]))}
+sizes = [p.numel() for p in trainable(model).values()]
+u = {
+    n: t.view_as(p) for (n, p), t in zip(trainable(model).items(), u_flat.split(sizes))
+}
 g_r = loss_grad(model, xr, yr)
-thr = {}
+# A z-score computed in float32 by another summation order differs by about u sqrt(B)
+# times the size of the terms over their mean (a few 1e-6 here); masks may therefore
+# differ only where z lies within Z_TOL of the threshold.
+Z_TOL = 1e-4
+thr, disagree = {}, {}
 for delta in (0.05, 0.1, 0.25, 0.5):
     ours, z = my_mask(model, u, xr, yr, delta)
     lib = feasibility_mask(model, xr, yr, delta, update=u)
-    assert all(torch.equal(ours[n], lib[n]) for n in names)
     m_flat, z_flat = flatten(lib), flatten(z)
     t_delta = NormalDist().inv_cdf(1 - delta)
-    assert (z_flat[m_flat == 1] >= t_delta).all() and (z_flat[m_flat == 0] < t_delta).all()
-    assert (g_r @ (m_flat * u_flat)) >= 0 and (u_flat @ (m_flat * u_flat)) > 0     # feasible, eq-10-feasible
+    differ = flatten(ours) != m_flat
+    disagree[delta] = int(differ.sum())
+    assert ((z_flat[differ] - t_delta).abs() < Z_TOL * max(1, t_delta)).all()
+    assert (z_flat[m_flat == 1] >= t_delta - Z_TOL).all()
+    assert (z_flat[m_flat == 0] < t_delta + Z_TOL).all()
+    feasible = g_r @ (m_flat * u_flat)
+    assert feasible >= 0 and (u_flat @ (m_flat * u_flat)) > 0  # eq-10-feasible
     thr[delta] = m_flat.mean().item()
-    print(f"delta {delta:4}: threshold {t_delta:.3f}, kept {100 * thr[delta]:.1f} % of coordinates; "
-          f"<g_r, m*u> = {(g_r @ (m_flat * u_flat)).item():+.2e}, <g_r, u> = {(g_r @ u_flat).item():+.2e}")
+    print(
+        f"delta {delta:4}: threshold {t_delta:.3f}, kept {100 * thr[delta]:.1f} % of "
+        f"coordinates; <g_r, m*u> = {feasible.item():+.2e}, "
+        f"<g_r, u> = {(g_r @ u_flat).item():+.2e}"
+    )
 sign_agree = (u_flat * g_r >= 0).float()
-assert torch.equal(flatten(feasibility_mask(model, xr, yr, 0.5, update=u)), sign_agree)
+differ = flatten(feasibility_mask(model, xr, yr, 0.5, update=u)) != sign_agree
+z_half = flatten(my_mask(model, u, xr, yr, 0.5)[1])
+assert (
+    z_half[differ].abs() < Z_TOL
+).all()  # only where the mean is zero up to rounding
 assert all(thr[a] <= thr[b] for a, b in ((0.05, 0.1), (0.1, 0.25), (0.25, 0.5)))
-print("from-scratch mask == feasibility_mask at every delta; delta = 0.5 is plain sign agreement")
+print(
+    "from-scratch mask == feasibility_mask at every delta, except on the threshold: "
+    f"{disagree};\ndelta = 0.5 is sign agreement, except {int(differ.sum())} at z = 0"
+)
 
 # %% [markdown]
-# Every kept coordinate passes the test, the masked GA direction is locally feasible on this batch
+# Every kept coordinate passes the test (up to the rounding of $z$ at the threshold), the masked GA direction is locally feasible on this batch
 # ($\langle g_r, m\odot u\rangle \ge 0$) even where the unmasked one conflicts, and the kept fraction grows with $\delta$.
 #
 # ## Masking the final update
@@ -212,7 +243,10 @@ before = {n: p.detach().clone() for n, p in naive.named_parameters()}
 for n, p in naive.named_parameters():
     p.grad = u[n] * mask0[n]
 opt.step()
-drift = sum(((p != before[n]) & (mask0[n] == 0)).sum().item() for n, p in naive.named_parameters())
+drift = sum(
+    ((p != before[n]) & (mask0[n] == 0)).sum().item()
+    for n, p in naive.named_parameters()
+)
 print(f"naive masked gradient: {drift} masked coordinates moved anyway (weight decay)")
 assert drift > 0
 
@@ -221,24 +255,34 @@ inner = FeasibilityMasker(delta=0.1)
 state = {}
 
 
-def recording_mask(model, xr_b, yr_b):            # called after the base step filled .grad, before opt.step
+def recording_mask(
+    model, xr_b, yr_b
+):  # called after the base step filled .grad, before opt.step
     state["masks"] = inner(model, xr_b, yr_b)
     state["before"] = {n: p.detach().clone() for n, p in model.named_parameters()}
     return state["masks"]
 
 
-def verify(model, opt):                            # post_step: after the masked optimiser step
+def verify(model, opt):  # post_step: after the masked optimiser step
     for n, p in model.named_parameters():
         off = state["masks"][n] == 0
-        assert torch.equal(p.detach()[off], state["before"][n][off]), f"masked coordinates of {n} moved"
+        assert torch.equal(p.detach()[off], state["before"][n][off]), (
+            f"masked coordinates of {n} moved"
+        )
         checks["masked"] += off.sum().item()
-        checks["moved_kept"] += (p.detach()[~off] != state["before"][n][~off]).sum().item()
+        checks["moved_kept"] += (
+            (p.detach()[~off] != state["before"][n][~off]).sum().item()
+        )
     checks["steps"] += 1
 
 
-get_method("ga")(m0, task, mask_fn=recording_mask, post_step=verify, steps=15, stop_at=None, lr=2e-3)
-print(f"library path: {checks['steps']} steps, {checks['masked']} masked coordinate-steps all bit-identical, "
-      f"{checks['moved_kept']} kept coordinate-steps moved")
+get_method("ga")(
+    m0, task, mask_fn=recording_mask, post_step=verify, steps=15, stop_at=None, lr=2e-3
+)
+print(
+    f"library path: {checks['steps']} steps, {checks['masked']} masked coordinate-steps"
+    f" all bit-identical,\n{checks['moved_kept']} kept coordinate-steps moved"
+)
 assert checks["steps"] == 15 and checks["masked"] > 0 and checks["moved_kept"] > 0
 
 # %% [markdown]
@@ -251,12 +295,16 @@ assert checks["steps"] == 15 and checks["masked"] > 0 and checks["moved_kept"] >
 
 # %%
 for b, lr in MASKED_LR.items():
-    print(f"masked:{b:13s} lr {lr:g}   (base {b}: lr {inspect.signature(get_method(b)).parameters['lr'].default:g})")
+    base_lr = inspect.signature(get_method(b)).parameters["lr"].default
+    print(f"masked:{b:13s} lr {lr:g}   (base {b}: lr {base_lr:g})")
 kept = []
 log = []
 m_run = get_method("masked:ga")(m0, task, seed=0, kept=kept, log=log)
-print(f"masked:ga on seed 0: {len(kept)} steps, kept fraction mean {np.mean(kept):.3f} "
-      f"(min {np.min(kept):.3f}, max {np.max(kept):.3f}); forget acc at the end {log[-1]['forget_acc']:.1f} %")
+print(
+    f"masked:ga on seed 0: {len(kept)} steps, kept fraction mean {np.mean(kept):.3f} "
+    f"(min {np.min(kept):.3f}, max {np.max(kept):.3f});\n"
+    f"forget acc at the end {log[-1]['forget_acc']:.1f} %"
+)
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(np.arange(1, len(kept) + 1), kept, ".-")
 ax.set_xlabel("step")
@@ -287,64 +335,110 @@ logs, kept_by_run = {}, {}
 
 
 def base_run(b):
-    """The base method with its defaults; its log is kept, to run the equal-steps variant after it."""
+    """The base method with its defaults; its log is kept, to run the equal-steps
+    variant after it."""
     return (b, lambda task, seed: {"log": logs.setdefault((b, seed), [])})
 
 
 def masked_run(b, equal_steps):
-    """masked:b with its own defaults, or at the base's learning rate for exactly the base's number of steps."""
+    """masked:b with its own defaults, or at the base's learning rate for exactly the
+    base's number of steps."""
+
     def setup(task, seed):
         kw = {"kept": kept_by_run.setdefault((b, equal_steps, seed), [])}
         if equal_steps:
-            kw.update(lr=inspect.signature(get_method(b)).parameters["lr"].default,
-                      steps=logs[b, seed][-1]["step"], stop_at=None)
+            kw.update(
+                lr=inspect.signature(get_method(b)).parameters["lr"].default,
+                steps=logs[b, seed][-1]["step"],
+                stop_at=None,
+            )
         return kw
+
     return (f"masked:{b}", setup)
 
 
 VARIANTS = {}
 for b in BASES:
-    VARIANTS.update({b: base_run(b), f"masked:{b}": masked_run(b, False), f"masked:{b}@equal": masked_run(b, True)})
+    VARIANTS.update(
+        {
+            b: base_run(b),
+            f"masked:{b}": masked_run(b, False),
+            f"masked:{b}@equal": masked_run(b, True),
+        }
+    )
 t_start = time.perf_counter()
-result = compare_methods(VARIANTS, "class", data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS)
+result = compare_methods(
+    VARIANTS, "class", data=data, cfg=cfg, seeds=SEEDS, forget_class=FORGET_CLASS
+)
 summary, reference = result.summary, result.reference
 print(f"seeds {SEEDS}: {time.perf_counter() - t_start:.1f} s")
-print(result.table())
+print(format_table(summary, reference, keys=("UA", "RA", "TA", "MIA")))
+print(format_table(summary, reference, keys=("gap", "time_s")))
 per_seed = result.per_seed
-kept_mean = {(b, eq): np.mean([np.mean(kept_by_run[b, eq, s]) for s in SEEDS]) for b in BASES for eq in (False, True)}
+kept_mean = {
+    (b, eq): np.mean([np.mean(kept_by_run[b, eq, s]) for s in SEEDS])
+    for b in BASES
+    for eq in (False, True)
+}
 for m in summary:
     b = m.split(":")[-1].split("@")[0]
-    kept_txt = f", kept {kept_mean[b, m.endswith('@equal')]:.3f}" if m.startswith("masked") else ""
-    print(f"{m:28s} steps {per_seed(m, 'steps').astype(int)}{kept_txt}")
+    kept = (
+        f", kept {kept_mean[b, m.endswith('@equal')]:.3f}"
+        if m.startswith("masked")
+        else ""
+    )
+    print(f"{m:26s} steps {per_seed(m, 'steps').astype(int)}{kept}")
 
 # %%
-result.plot(title=f"Class-wise forgetting of digit {FORGET_CLASS} ({len(SEEDS)} seeds; dashed: retrain)")
+result.plot(
+    title=f"Class-wise forgetting of digit {FORGET_CLASS} "
+    f"({len(SEEDS)} seeds; dashed: retrain)"
+)
 plt.show()
 
 # %% [markdown]
 # What holds over the seeds, each with its assert.
 
 # %%
-for b in BASES:
-    print(f"{b:13s} RA base {per_seed(b, 'RA').round(1)}  masked@equal {per_seed(f'masked:{b}@equal', 'RA').round(1)}"
-          f"  masked {per_seed(f'masked:{b}', 'RA').round(1)} | UA base {per_seed(b, 'UA').round(1)}  masked@equal "
-          f"{per_seed(f'masked:{b}@equal', 'UA').round(1)}  masked {per_seed(f'masked:{b}', 'UA').round(1)}")
+for key in ("RA", "UA", "gap"):
+    print(f"{key} per seed:")
+    for b in BASES:
+        print(
+            f"  {b:13s} base {per_seed(b, key).round(1)}  "
+            f"masked@equal {per_seed(f'masked:{b}@equal', key).round(1)}  "
+            f"masked {per_seed(f'masked:{b}', key).round(1)}"
+        )
 
 for b in BASES:
-    base, mk, eq = per_seed(b, "RA"), per_seed(f"masked:{b}", "RA"), per_seed(f"masked:{b}@equal", "RA")
-    # Equal steps and equal lr: the mask keeps the retain accuracy at least as well as the base ...
+    base, mk, eq = (
+        per_seed(b, "RA"),
+        per_seed(f"masked:{b}", "RA"),
+        per_seed(f"masked:{b}@equal", "RA"),
+    )
+    # Equal steps and equal lr: the mask keeps the retain accuracy at least as well as
+    # the base, up to 0.5 points (6 of the 1,210 retain samples) ...
     assert (eq >= base - 0.5).all()
-    # ... but the masked method barely forgets: mean UA (100 - forget accuracy) below 10 %.
+    # ... but the masked method barely forgets: mean UA (100 - forget accuracy) below
+    # 10 %.
     assert per_seed(f"masked:{b}@equal", "UA").mean() < 10
-    # Matched forgetting: with its own lr and the same stopping rule, the masked method reaches the target on
-    # every seed and keeps at least the base's retain accuracy on every seed, with a smaller mean Avg. Gap.
+    # Matched forgetting: with its own lr and the same stopping rule, the masked method
+    # reaches the target on every seed and keeps at least the base's retain accuracy on
+    # every seed, with a smaller Avg. Gap on every seed.
     assert (per_seed(f"masked:{b}", "UA") >= 90).all()
-    assert (mk >= base).all() and summary[f"masked:{b}"]["gap"]["mean"] < summary[b]["gap"]["mean"]
-# For the two bases that damage D_r (GA, random labels) the retain gain is strict on every seed.
+    assert (mk >= base).all()
+    assert (per_seed(f"masked:{b}", "gap") < per_seed(b, "gap")).all()
+# For the two bases that damage D_r (GA, random labels) the retain gain is strict on
+# every seed.
 for b in ("ga", "random_label"):
     assert (per_seed(f"masked:{b}", "RA") > per_seed(b, "RA")).all()
-cost = {b: per_seed(f"masked:{b}", "time_s").mean() / per_seed(b, "time_s").mean() for b in BASES}
-print("wall-clock cost of the masked method relative to its base: " + ", ".join(f"{b} {c:.1f}x" for b, c in cost.items()))
+cost = {
+    b: per_seed(f"masked:{b}", "time_s").mean() / per_seed(b, "time_s").mean()
+    for b in BASES
+}
+print(
+    "wall-clock cost of the masked method relative to its base: "
+    + ", ".join(f"{b} {c:.1f}x" for b, c in cost.items())
+)
 
 # %% [markdown]
 # - **At equal steps and equal learning rate** the claim "the mask improves retain accuracy" holds, but trivially:
@@ -353,8 +447,8 @@ print("wall-clock cost of the masked method relative to its base: " + ", ".join(
 #   fractions are printed above), so the effective step is a fraction of the base's.
 # - **At matched forgetting** (the masked method at its larger learning rate, both stopped by the same
 #   oracle-free target) the masked methods reach the target and keep more retain accuracy than GA and random labels
-#   on every seed, and at least as much as NegGrad+ (which already loses little); their mean Avg. Gap is smaller for
-#   all three bases. This is the comparison that supports the paper's claim on our data. The price is the
+#   on every seed, and at least as much as NegGrad+ (which already loses little); their Avg. Gap is smaller for
+#   all three bases, on every seed. This is the comparison that supports the paper's claim on our data. The price is the
 #   per-sample retain gradients at every step (the wall-clock ratio is printed) and, sometimes, more steps.
 #
 # %% [markdown]
@@ -372,14 +466,14 @@ print("wall-clock cost of the masked method relative to its base: " + ", ".join(
 #   but hardly forgets, so "better retain accuracy at equal steps" is true only in a trivial sense. At matched
 #   forgetting (a larger learning rate for the masked method, both stopped at the same target) the masked methods
 #   keep at least the retain accuracy of their bases on every seed (strictly more for GA and random labels) and
-#   have a smaller mean Avg. Gap, at the cost of per-sample retain gradients at every step.
+#   have a smaller Avg. Gap on every seed, at the cost of per-sample retain gradients at every step.
 #
 # ## Exercises
 #
 # 1. Show that $P_m = \mathrm{diag}(m)$ is the orthogonal projector onto $\mathrm{span}\{e_i : m_i = 1\}$, and that
 #    among all directions $d$ supported on those coordinates, $P_m u$ is the closest to $u$.
 # 2. Replace the per-coordinate test by one aggregate test on the scalars $s_j = \langle g_r^{(j)}, m\odot u\rangle$
-#    over the retain samples $j$ (dossier §9.2). How many more coordinates can you keep at the same $\delta$?
+#    over the retain samples $j$. How many more coordinates can you keep at the same $\delta$?
 #    *Hint:* start from the sign-agreement mask and drop coordinates greedily while the test fails.
 # 3. Sweep $\delta \in \{0.01, 0.05, 0.1, 0.25, 0.5\}$ for `masked:ga` on one seed and plot the kept fraction and the
 #    final retain accuracy against $\delta$.

@@ -42,6 +42,7 @@ def test_bench_json_layout(runs):
     config = report["config"]
     assert config["scenario"] == "class" and config["forget_class"] == 3 and config["seeds"] == 2
     assert config["methods"] == ["retrain", "ga"] and config["dataset"] == "digits" and config["profile"] == "ci"
+    assert config["device"] == "cpu"          # the device is recorded with the results
     assert set(GAP_METRICS) <= set(report["reference"])
     rows = report["results"]
     assert len(rows) == 4

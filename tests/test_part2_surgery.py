@@ -1,5 +1,7 @@
 """Invariants of Part II, gradient conflicts I: PCGrad, unilateral and implicit surgery, OrthoGrad (chapters 05-07)."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,8 @@ from unlearnlib import UnlearnError, data, grads, models
 from unlearnlib.methods import get_method
 from unlearnlib.methods.orthogonal import orthogonal_direction
 from unlearnlib.methods.implicit import dual_step
+
+from errormodel import gradient_rtol, relative_errors
 
 
 def _conflicting_pair(rng, n=20, eps=0.0):
@@ -274,23 +278,40 @@ def test_unilateral_surgery_method_takes_the_closed_form_step_and_is_ga_at_infin
     assert _max_diff(ga, us_inf) < 1e-6 and _max_diff(ga, us_def) > 1e-4
 
 
-def test_pcgrad_method_follows_neggrad_plus_until_the_first_conflicting_step(digits_task):
+def test_pcgrad_method_takes_neggrad_plus_steps_exactly_when_nothing_conflicts(digits_task, monkeypatch):
+    # The claim is about each step: at the same parameters and on the same batches, PCGrad's update is NegGrad+'s
+    # gradient when ⟨g_f, g_r⟩ ≥ 0 and differs from it when they conflict. Comparing two whole runs instead is
+    # not a test of that: the gradient of a ReLU network jumps where a unit changes state, and two runs that
+    # differ by rounding alone (PCGrad takes two backward passes, NegGrad+ one) land on different sides of such
+    # a kink after a few steps. With oneDNN off, one unit of the last block flips on the second step of this very
+    # setting, and the two runs then differ by 3e-3 although every step followed the rule.
+    from unlearnlib.methods import surgery
+
     model, task = digits_task
-    kw = dict(stop_at=None, lr=0.05, beta=0.9)
-    for seed in range(20):
-        dots = []
-        get_method("pcgrad")(model, task, steps=12, seed=seed, history=dots, **kw)
-        conflict = [bool(x < 0) for x in dots]
-        if True in conflict and conflict.index(True) >= 1:
-            break
-    else:
-        pytest.fail("no batch stream whose first conflict comes after the first step")
-    k = conflict.index(True)
-    same = _max_diff(get_method("pcgrad")(model, task, steps=k, seed=seed, **kw),
-                     get_method("neggrad_plus")(model, task, steps=k, seed=seed, **kw))
-    after = _max_diff(get_method("pcgrad")(model, task, steps=k + 1, seed=seed, **kw),
-                      get_method("neggrad_plus")(model, task, steps=k + 1, seed=seed, **kw))
-    assert same < 1e-6 and after > 1e-5
+    beta, seen = 0.9, []
+
+    def spy(m, xf, yf, xr, yr, *args, **kwargs):
+        g_f, g_r = forget_retain_grads(m, xf, yf, xr, yr, *args, **kwargs)
+        seen.append((copy.deepcopy(m), xf, yf, xr, yr, torch.dot(g_f, g_r)))
+        return g_f, g_r
+
+    updates = []
+    forget_retain_grads = surgery.forget_retain_grads
+    monkeypatch.setattr(surgery, "forget_retain_grads", spy)
+    get_method("pcgrad")(model, task, steps=12, seed=0, stop_at=None, lr=0.05, beta=beta,
+                         post_step=lambda m, opt: updates.append(grads.flatten([p.grad for p in m.parameters()])))
+    rtol = gradient_rtol(model, seen[0][3])
+    conflicts = 0
+    for (m, xf, yf, xr, yr, dot), d in zip(seen, updates):
+        loss = beta * torch.nn.functional.cross_entropy(m(xr), yr) - (1 - beta) * torch.nn.functional.cross_entropy(m(xf), yf)
+        neggrad = grads.flatten(torch.autograd.grad(loss, list(m.parameters())))
+        err = relative_errors(d, neggrad).item()
+        if dot >= 0:
+            assert err < rtol, (err, rtol)
+        else:   # the surgery acted: far from NegGrad+ (planted-error test of this tolerance)
+            conflicts += 1
+            assert err > rtol, (err, rtol)
+    assert len(updates) == 12 and 0 < conflicts < 12          # both cases occurred: the test is not vacuous
 
 
 def test_pcgrad_rejects_a_weight_outside_the_unit_interval(digits_task):

@@ -281,7 +281,8 @@ def minibatches(n: int, batch_size: int, generator: torch.Generator | None = Non
     """Yield index tensors of a shuffled pass over ``range(n)`` (chapter 01). No generator: in order."""
     if n == 0:
         raise UnlearnError("cannot iterate over an empty set; check that the forget and retain sets are non-empty")
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    # A CPU generator draws the order (the same on every device); it is then moved to the device once per pass.
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n, device=device)
     order = order.to(device) if device is not None else order
     stop = n - (n % batch_size) if drop_last and n >= batch_size else n
     for start in range(0, stop, batch_size):

@@ -57,19 +57,23 @@ def summarise(rows: list[dict], keys=REPORTED) -> dict:
 
 
 def format_table(summary: dict, reference: dict, keys=("UA", "RA", "TA", "MIA", "gap", "time_s")) -> str:
-    """The summary as a text table, mean ± 95 % CI, with the retrain oracle's means as the first row (chapter 02)."""
-    lines = [f"{'method':22s}" + "".join(f"{k:>16s}" for k in keys)]
-    lines.append(f"{'(retrain oracle)':22s}" + "".join(f"{reference[k]:16.1f}" if k in reference else f"{'':16s}"
-                                                       for k in keys))
-    for method, s in summary.items():
-        cells = []
-        for k in keys:
-            if k not in s:
-                cells.append("")
-                continue
-            ci = s[k]["ci95"]
-            cells.append(f"{s[k]['mean']:8.1f} ± {ci:5.1f}" if ci is not None else f"{s[k]['mean']:16.1f}")
-        lines.append(f"{method:22s}" + "".join(f"{c:>16s}" for c in cells))
+    """The summary as a text table, mean±95 % CI, with the retrain oracle's means as the first row (chapter 02).
+
+    Each column is as wide as its widest entry, so that a chapter's table fits the book's content column.
+    """
+    def cell(stats: dict | None) -> str:
+        if stats is None:
+            return ""
+        ci = stats["ci95"]
+        return f"{stats['mean']:.1f}±{ci:.1f}" if ci is not None else f"{stats['mean']:.1f}"
+
+    header = ["method", *keys]
+    body = [["(retrain oracle)", *(f"{reference[k]:.1f}" if k in reference else "" for k in keys)]]
+    body += [[method, *(cell(s.get(k)) for k in keys)] for method, s in summary.items()]
+    widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
+    # One space between columns: the ± keeps neighbouring cells apart.
+    lines = [(row[0].ljust(widths[0]) + " " + "".join(c.rjust(w + 1) for c, w in zip(row[1:], widths[1:])))
+             .rstrip() for row in (header, *body)]
     return "\n".join(lines)
 
 
@@ -108,8 +112,30 @@ class Comparison:
         """Half-width of the 95 % CI of the mean over seeds (0 for one seed)."""
         return self.summary[method][key]["ci95"] or 0.0
 
-    def table(self) -> str:
-        return format_table(self.summary, self.reference)
+    def table(self, keys=("UA", "RA", "TA", "MIA", "gap", "time_s")) -> str:
+        """The summary as a text table (:func:`format_table`)."""
+        return format_table(self.summary, self.reference, keys=keys)
+
+    # Comparisons between two methods of the same comparison (chapters 02-09). Every seed ran both methods from
+    # the same original model against the same oracle, so differences are taken seed by seed (paired).
+    def paired(self, a: str, b: str, key: str = "gap") -> tuple[float, float]:
+        """Mean and standard error of the per-seed differences ``a - b`` (chapter 06)."""
+        d = self.per_seed(a, key) - self.per_seed(b, key)
+        if len(d) < 2:
+            raise UnlearnError("a paired comparison needs at least two seeds; run the comparison with more seeds")
+        return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+
+    def above(self, a: str, b: str, key: str = "gap") -> bool:
+        """``a``'s mean lies above ``b``'s 95 % interval (chapter 02)."""
+        return self.mean(a, key) > self.mean(b, key) + self.ci95(b, key)
+
+    def below(self, a: str, b: str, key: str = "gap") -> bool:
+        """``a``'s mean lies below ``b``'s 95 % interval (chapter 02)."""
+        return self.mean(a, key) < self.mean(b, key) - self.ci95(b, key)
+
+    def within_noise(self, a: str, b: str, key: str = "gap") -> bool:
+        """The two means are closer than the sum of their 95 % half-widths (chapter 02)."""
+        return abs(self.mean(a, key) - self.mean(b, key)) < self.ci95(a, key) + self.ci95(b, key)
 
     def plot(self, title: str = "", metrics=("UA", "RA", "TA", "MIA"), skip=("original",)):
         """Grouped bars of every method's mean metrics in percent, the retrain oracle dashed

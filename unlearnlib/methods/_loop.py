@@ -137,6 +137,17 @@ def other_labels(y: torch.Tensor, num_classes: int, generator: torch.Generator |
     return (y + shift) % num_classes
 
 
+def to_host(values: list, start: int = 0) -> list:
+    """Replace the 0-d tensors ``values[start:]`` by Python floats with one host copy (chapter 05).
+
+    A method that records a value per step (a multiplier, a cosine) appends it as a device tensor, so the loop
+    never waits for the device; the list is turned into floats once, after the run.
+    """
+    if len(values) > start:
+        values[start:] = torch.stack([v.reshape(()) for v in values[start:]]).tolist()
+    return values
+
+
 def set_grads(model: nn.Module, flat: torch.Tensor) -> None:
     """Write a flat update direction into the ``.grad`` of the trainable parameters (chapter 05)."""
     i = 0

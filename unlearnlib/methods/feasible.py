@@ -20,6 +20,7 @@ from torch import nn
 
 from unlearnlib.errors import UnlearnError
 from unlearnlib.grads import per_sample_grads, trainable
+from unlearnlib.methods._loop import to_host
 
 
 def feasibility_mask(model: nn.Module, xr: torch.Tensor, yr: torch.Tensor, delta: float = 0.1,
@@ -51,13 +52,19 @@ class FeasibilityMasker:
 
     def __init__(self, delta: float = 0.1, history: list | None = None):
         self.delta, self.history = delta, history
+        self._start = len(history) if history is not None else 0
 
     def __call__(self, model, xr, yr):
         masks = feasibility_mask(model, xr, yr, self.delta)
         if self.history is not None:
             kept = sum(m.sum() for m in masks.values()) / sum(m.numel() for m in masks.values())
-            self.history.append(kept.item())
+            self.history.append(kept.detach())  # a device tensor; see finish()
         return masks
+
+    def finish(self) -> None:
+        """Turn the recorded fractions into floats with one host copy (call after the run)."""
+        if self.history is not None:
+            to_host(self.history, self._start)
 
 
 def masked(base, **defaults):
@@ -68,7 +75,10 @@ def masked(base, **defaults):
     shrinks every step, so the masked method usually wants a larger learning rate than its base).
     """
     def method(model: nn.Module, task, delta: float = 0.1, kept: list | None = None, **hp):
-        return base(model, task, mask_fn=FeasibilityMasker(delta, kept), **{**defaults, **hp})
+        masker = FeasibilityMasker(delta, kept)
+        out = base(model, task, mask_fn=masker, **{**defaults, **hp})
+        masker.finish()
+        return out
     method.__name__ = f"masked_{base.__name__}"
     method.__doc__ = f"``masked:{base.__name__}``: {base.__name__} with the feasibility mask (chapter 10)."
     return method

@@ -14,7 +14,7 @@ from torch import nn
 
 from unlearnlib.data import UnlearningTask
 from unlearnlib.errors import UnlearnError
-from unlearnlib.methods._loop import run_unlearning
+from unlearnlib.methods._loop import run_unlearning, to_host
 
 
 def dual_step(lam: torch.Tensor, loss_before: torch.Tensor, loss_after: torch.Tensor, lr: float, eps: float,
@@ -58,7 +58,8 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
     demands a fall; see :func:`eps_from_code_error` for the official code's ``error``). δ estimates ⟨g_r, d⟩ + ε, the negative
     derivative of the dual function, by a finite difference; with the loop's SGD momentum it measures the
     realised step, momentum included. λ stays a tensor on the device: no host synchronisation per step.
-    ``history``, if a list, receives λ after every step (this does synchronise). ``post_step``, if given, is
+    ``history``, if a list, receives λ after every step, as a 0-d device tensor during the run and as floats
+    after it (one host copy at the end, none per step). ``post_step``, if given, is
     called after the dual update of every step, like the loop's own hook (for diagnostics, e.g.
     :class:`unlearnlib.diagnostics.ConflictTracker`).
 
@@ -98,7 +99,7 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
     """
     if dual_lr < 0 or lam0 < 0 or not math.isfinite(eps):
         raise UnlearnError(f"dual_lr and lam0 must be non-negative and eps finite (got {dual_lr}, {lam0}, {eps})")
-    lam = torch.tensor(float(lam0))
+    lam = torch.tensor(float(lam0), device=next(model.parameters()).device)
     probe: dict = {}
 
     def step(m, xf, yf, xr, yr):
@@ -115,9 +116,13 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
             after = nn.functional.cross_entropy(m(probe["x"]), probe["y"])
         lam = dual_step(lam, probe["before"], after, opt.param_groups[0]["lr"], eps, dual_lr)
         if history is not None:
-            history.append(lam.item())
+            history.append(lam.detach())  # a 0-d device tensor: copied to the host once, after the run
         if post_step is not None:
             post_step(m, opt)
-    return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
-                          stop_at=stop_at, check_every=check_every, post_step=dual_update, desc="implicit_surgery",
-                          **kw)
+    start = len(history) if history is not None else 0
+    out = run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
+                         stop_at=stop_at, check_every=check_every, post_step=dual_update, desc="implicit_surgery",
+                         **kw)
+    if history is not None:
+        to_host(history, start)
+    return out

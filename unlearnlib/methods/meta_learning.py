@@ -19,7 +19,7 @@ from torch.func import functional_call, grad
 from unlearnlib.data import UnlearningTask, cycle_batches
 from unlearnlib.errors import UnlearnError
 from unlearnlib.grads import cosine, flatten, harmonize, trainable, unilateral_surgery
-from unlearnlib.methods._loop import run_unlearning, set_grads
+from unlearnlib.methods._loop import run_unlearning, set_grads, to_host
 from unlearnlib.methods.lookahead import functional_loss, lookahead_grads
 
 PROJECTIONS = ("both", "forget")
@@ -180,7 +180,7 @@ def ltu(model: nn.Module, task: UnlearningTask, retain_fraction: float = 0.05, e
     the two meta-gradients (:func:`harmonized_update`, ``project``); *meta-update* with their sum. The attack model
     is fitted once at θ0 on members from the support set and non-members from the first half of the test set, so
     it never sees the forget set it audits. ``history``, if a list, receives the cosine of the two meta-gradients
-    per step (before harmonisation; a host sync per step).
+    per step (before harmonisation), as floats once the run is over (one host copy at the end, none per step).
 
     Defaults (chapter 08 shows the sweep): held-out seeds 100-104, class 3, first order, the oracle-free rule of
     :mod:`~unlearnlib.methods.baselines` applied jointly over the retain fractions 1 %, 5 %, 20 % and 100 %: among
@@ -219,7 +219,11 @@ def ltu(model: nn.Module, task: UnlearningTask, retain_fraction: float = 0.05, e
         G_rem, G_fgt = ltu_meta_gradients(m, xs[si], ys[si], xq[qi], yq[qi], xf, yf, alpha, attack, w_f,
                                           second_order)
         if history is not None:
-            history.append(cosine(G_rem, G_fgt).item())
+            history.append(cosine(G_rem, G_fgt).detach())  # to the host once, after the run
         set_grads(m, harmonized_update(G_rem, G_fgt, project) if harmonize_grads else G_rem + G_fgt)
-    return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
-                          stop_at=stop_at, desc="ltu", retain_positions=torch.cat([support, query]), **kw)
+    start = len(history) if history is not None else 0
+    out = run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
+                         stop_at=stop_at, desc="ltu", retain_positions=torch.cat([support, query]), **kw)
+    if history is not None:
+        to_host(history, start)
+    return out
