@@ -4,6 +4,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -13,7 +15,7 @@
 # %% [markdown]
 # # Preface: how to read and run this book
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/00_preface.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/00_preface.ipynb)
 #
 # This book is about *machine unlearning*: making a trained model forget part of its training data, the forget
 # set $D_f$, without paying for a full retraining on the rest, the retain set $D_r$. Its running theme is that
@@ -130,16 +132,23 @@
 # environment.
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
 
-if "google.colab" in sys.modules:  # only in Colab: install the book's library (Colab's torch is kept)
+if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
+    pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q",
-         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"],
-        check=True,
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
     )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %% [markdown]
 # Now the library itself: which profile is active, on which device the experiments will run, and whether

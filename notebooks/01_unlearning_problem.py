@@ -15,7 +15,7 @@
 # %% [markdown]
 # # The unlearning problem
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/01_unlearning_problem.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/01_unlearning_problem.ipynb)
 #
 # **What you will learn**
 #
@@ -29,16 +29,23 @@
 #   there is on the small, easy digits dataset (little, and we measure how little).
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
 
-if "google.colab" in sys.modules:  # only in Colab: install the book's library (Colab's torch is kept)
+if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run(
+    pip = subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q",
-         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"],
-        check=True,
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
     )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %%
 import math

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # First-order baselines
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/02_first_order_baselines.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/02_first_order_baselines.ipynb)
 #
 # Retraining from scratch on the retain set is the gold standard of unlearning, and it is expensive. The cheapest
 # alternatives start from the trained model $\theta_0$ and take a few gradient steps on some loss. This chapter
@@ -34,11 +34,23 @@
 #   results disagree with what the literature reports on CIFAR.
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
-if "google.colab" in sys.modules:  # only in Colab: install the book's library
+
+if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
+    )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %%
 import copy

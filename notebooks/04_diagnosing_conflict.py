@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Diagnosing gradient conflict
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/04_diagnosing_conflict.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/04_diagnosing_conflict.ipynb)
 #
 # Part I ended with a diagnosis in words: gradient ascent on the forget set damages the retain set, because the
 # step that removes $D_f$ moves weights that $D_r$ needs as well. Part II turns this into geometry. The forget
@@ -43,11 +43,23 @@
 # - a map of how the methods of chapters 05–10 manage the conflict.
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
-if "google.colab" in sys.modules:  # only in Colab: install the book's library
+
+if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
+    )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %%
 import copy

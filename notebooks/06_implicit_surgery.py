@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Implicit gradient surgery
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/06_implicit_surgery.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/06_implicit_surgery.ipynb)
 #
 # Chapter 05 posed one unlearning step as a small constrained problem: move as close as possible to the forget
 # direction $g_f$ while the first-order rise of the retain loss stays below a tolerance, and solved it in closed
@@ -47,11 +47,23 @@
 #   paper's claim.
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
-if "google.colab" in sys.modules:  # only in Colab: install the book's library
+
+if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
+    )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %%
 import copy
@@ -68,7 +80,7 @@ from torch.func import functional_call
 
 import unlearnlib.config
 from unlearnlib.bench import step_times
-from unlearnlib.data import load_dataset, make_task
+from unlearnlib.data import cycle_batches, load_dataset, make_task
 from unlearnlib.diagnostics import count_passes, loss_change, neg_ce
 from unlearnlib.experiment import compare_methods
 from unlearnlib.grads import (
@@ -640,15 +652,6 @@ plt.show()
 
 
 # %%
-def batches(n, batch_size, gen):
-    """Endless shuffled mini-batches of range(n): a new permutation at every pass
-    (chapter 02)."""
-    while True:
-        perm = torch.randperm(n, generator=gen)
-        for i in range(0, n, batch_size):
-            yield perm[i : i + batch_size]
-
-
 def my_implicit_surgery(
     model0,
     task,
@@ -674,9 +677,10 @@ def my_implicit_surgery(
     )
     gen = torch.Generator().manual_seed(seed)
     xf, yf, xr, yr = task.x_forget, task.y_forget, task.x_retain, task.y_retain
+    # Endless shuffled mini-batches, a new permutation at every pass (chapter 02).
     forget_batches, retain_batches = (
-        batches(len(yf), batch_size, gen),
-        batches(len(yr), batch_size, gen),
+        cycle_batches(len(yf), batch_size, gen, yf.device),
+        cycle_batches(len(yr), batch_size, gen, yr.device),
     )
     every, target = (
         check_every or math.ceil(len(yf) / batch_size),

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # OrthoGrad: per-sample gradient orthogonalisation
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/07_orthograd.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/07_orthograd.ipynb)
 #
 # The surgery of chapters 05 and 06 protects the retain set through *one* number: the inner product of the
 # update with the mean retain gradient. A mean can be protected while many of the samples behind it get worse.
@@ -51,11 +51,23 @@
 #   per-sample vs mean ablation, and what one step costs.
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
-if "google.colab" in sys.modules:  # only in Colab: install the book's library
+
+if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
+    )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %%
 import copy

@@ -15,7 +15,7 @@
 # %% [markdown]
 # # LUR: learning to unlearn while retaining
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/09_lur.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/09_lur.ipynb)
 #
 # The surgery chapters removed the conflict between the forget gradient $g_f$ and the retain gradient $g_r$ at
 # every step, by projecting. Patel and Qiu {cite}`patel2025lur` (arXiv 2503.06339) take another route: they pose
@@ -40,11 +40,23 @@
 #   and retain gradients evolves along LUR and NegGrad+ runs.
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
-if "google.colab" in sys.modules:  # only in Colab: install the book's library
+
+if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
+    )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %%
 import copy

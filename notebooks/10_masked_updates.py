@@ -15,7 +15,7 @@
 # %% [markdown]
 # # Masked feasible updates
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/main/notebooks/10_masked_updates.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/unlearn-book/unlearn-book/blob/v0.1.0/colab/10_masked_updates.ipynb)
 #
 # Dine, Furon and Faure {cite}`dine2025masked` (arXiv 2511.02435, AISec '25) state in their abstract that machine
 # unlearning can be written as one constrained optimisation problem that unifies the first-order methods, that
@@ -38,11 +38,23 @@
 # - what the mask does to GA, NegGrad+ and random labels on digits, at equal steps and at matched forgetting.
 
 # %%
+# Colab only: install the book's library, unlearnlib, from this release of the book.
 import sys
-if "google.colab" in sys.modules:  # only in Colab: install the book's library
+
+if "google.colab" in sys.modules:
     import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book"], check=True)
+
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "unlearnlib @ git+https://github.com/unlearn-book/unlearn-book@v0.1.0"],
+        capture_output=True, text=True,
+    )
+    if pip.returncode != 0:
+        print(pip.stdout, pip.stderr, sep="\n")
+        raise RuntimeError(
+            "pip could not install unlearnlib (its output is above): check that "
+            "this Colab session is online, then run this cell again"
+        )
 
 # %%
 import copy

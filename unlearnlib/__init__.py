@@ -5,10 +5,15 @@ one module per job (``config``, ``data``, ``models``, ``train``, ``metrics``, ``
 ``methods``, ``experiment``, ``plots``, ``bench``), so that each file can be read top to bottom next to its chapter.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from unlearnlib.config import apply_onednn_setting
 from unlearnlib.errors import UnlearnError
 
 apply_onednn_setting()
 
 __all__ = ["UnlearnError"]
-__version__ = "0.1.0"
+try:  # the release is written once, in pyproject.toml
+    __version__ = version("unlearnlib")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
