@@ -9,22 +9,14 @@ by cell (cell ids are not compared; they only keep git diffs small), the other f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from notebook_tool import ROOT, mn
 
-ROOT = Path(__file__).resolve().parent.parent
-# The generator is a script in tools/, not a package: load it by path (once, shared by the test modules).
-if "make_notebooks" not in sys.modules:
-    _spec = importlib.util.spec_from_file_location("make_notebooks", ROOT / "tools" / "make_notebooks.py")
-    sys.modules["make_notebooks"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["make_notebooks"])
-mn = sys.modules["make_notebooks"]
 
 SOURCES = sorted((ROOT / "notebooks").glob(mn.CHAPTER_GLOB))
 FIX = "run `make notebooks` and commit the result"
