@@ -263,7 +263,9 @@ print("torch.optim.SGD (momentum 0.9, weight decay 5e-4) matches the update of Â
 # fitting $D_r$ to the true ones. Relabelling the data to be removed goes back at least to Graves et al.
 # {cite}`graves2021amnesiac` (arXiv 2010.10981), and SalUn {cite}`fan2024salun` (arXiv 2310.12508) builds on it.
 # The library draws $\tilde y$ uniformly from the $C-1$ classes other than $y$, fresh at every step, and sums the
-# two losses:
+# two losses. (SalUn's public code draws from all $C$ classes, so that a forget sample keeps its true label with
+# probability $1/C$; its paper does not say which. We exclude the true class so that every relabelled sample is
+# a wrong one.)
 #
 # $$
 # \min_\theta\; \mathrm{CE}\big(\theta; D_f, \tilde y\big) + L_r(\theta), \qquad \tilde y \sim \mathcal U\{0..C-1\}\setminus\{y\} .

@@ -172,7 +172,9 @@ print(
 # $$ (eq-03-kl-grad)
 #
 # Two consequences. First, **at $\theta_0$ the max step has no gradient at all**: the student *is* the teacher,
-# $p = q$, and $\theta_0$ is the global minimum of $d_T$. The first max step of a run moves the weights by weight
+# $p = q$, and $\theta_0$ is the global minimum of $d_T$. (This needs a deterministic forward pass: with dropout
+# or data augmentation in the student's forward, $p \ne q$ on a given batch and the first max step has a small,
+# random gradient. The book's models and its unlearning loops have neither.) The first max step of a run moves the weights by weight
 # decay alone. Second, $\theta_0$ is a *maximum* of $-d_T$, an unstable point. Linearising the logits,
 # $f_\theta \approx f_{\theta_0} + J\delta$ with $\delta = \theta - \theta_0$, a plain gradient step on $-d_T$ maps
 #

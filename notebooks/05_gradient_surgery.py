@@ -920,6 +920,7 @@ def variants(scenario):
                 for e in EPS_ROWS
             }
         )
+        v["unilateral_surgery_rl"] = "unilateral_surgery_rl"  # paper's setting, below
     return v
 
 
@@ -1041,6 +1042,62 @@ for m in ("ga", "unilateral_surgery"):
 #   conflict raises the weight of $g_f$; its gap is within the noise of NegGrad+'s. On digits, the projection adds
 #   nothing that a well-chosen fixed weight does not already give.
 # - **Random forgetting** does not separate any method from GA or from doing nothing (chapter 02 explains why).
+#
+# ### The paper's classification setting
+#
+# The rows above run unilateral surgery in the book's form: the forget objective is gradient ascent, $-\mathrm{CE}_f$,
+# and the tolerance is the one the held-out rule picked, $\epsilon = -1$. The official classification code of
+# arXiv 2510.22124 makes three other choices. It fits $D_f$ to random labels (the objective of chapter 02's
+# `random_label`, with labels redrawn at every step among the other classes), it keeps a tolerance
+# $\epsilon \ge 0$, and after the surgery it clips the norm of the update direction to 1. The library registers
+# this setting as `unilateral_surgery_rl` ($\epsilon = 0$ by default, and a negative $\epsilon$ is refused), with
+# the learning rate that the same rule picks for it on the held-out seeds ($10^{-3}$ among $3\cdot10^{-4}$,
+# $10^{-3}$ and $3\cdot10^{-3}$; the table is in `unlearnlib.methods.surgery`). It ran in the class-wise
+# experiment above, from the same original models against the same oracles, so each seed gives one paired
+# difference. We compare it with the book's form and with the book's objective at the paper's tolerance
+# (`unilateral eps=0`).
+
+# %% tags=["hide-input"]
+RL = "unilateral_surgery_rl"
+print(
+    RL + ":",
+    ", ".join(
+        f"{k}={p.default}"
+        for k, p in inspect.signature(get_method(RL)).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    ),
+)
+for b in ("unilateral_surgery", "unilateral eps=0"):
+    print(f"{RL} − {b} (mean ± s.e. of the per-seed differences):")
+    for key in ("gap", "RA", "TA", "steps"):
+        d, se = cc.paired(RL, b, key)
+        print(f"  {key:5s} {d:+7.2f} ± {se:.2f}")
+# Claims on the paired differences over seeds: by more than two standard errors.
+diff = lambda b, key: cc.paired(RL, b, key)[0]
+margin = lambda b, key: 2 * cc.paired(RL, b, key)[1]
+# 11. The paper's setting forgets the class (the stopping rule halts it at chance).
+assert cc.mean(RL, "UA") >= 90
+# 12. On digits it keeps less than the book's form: a larger gap, a lower retain
+#     accuracy.
+assert diff("unilateral_surgery", "gap") > margin("unilateral_surgery", "gap")
+assert diff("unilateral_surgery", "RA") < -margin("unilateral_surgery", "RA")
+# 13. Against the book's objective at the same tolerance (eps = 0) it forgets in fewer
+#     steps.
+assert diff("unilateral eps=0", "steps") < -margin("unilateral eps=0", "steps")
+
+# %% [markdown]
+# - **The paper's setting forgets faster.** Fitting random labels with a capped step and a larger learning rate
+#   reaches the forget target in fewer steps than gradient ascent at the same tolerance, by more than two
+#   standard errors of the per-seed differences.
+# - **It keeps less than the book's form.** Against `unilateral_surgery` ($\epsilon = -1$) its gap is larger and
+#   its retain accuracy lower, both by more than two standard errors. Against the book's objective at the same
+#   $\epsilon = 0$, the differences in gap and retain accuracy are printed above and are not asserted: they are
+#   several times smaller, and whether three seeds separate them depends on the machine's arithmetic. Most of
+#   what the book's form gains over the paper's setting on digits is therefore the negative tolerance of
+#   section 5.6, not the forget objective.
+#
+# The official settings were chosen for a ResNet-18 on CIFAR-10, so none of this is a statement about the
+# paper's results. It is a statement about the two forms on our data.
 #
 # ### The multiplier and the conflicts along a run
 #

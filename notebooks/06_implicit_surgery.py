@@ -382,7 +382,10 @@ assert rel_at_lr < 0.05
 #   its gradient is $g_f/\ell_f + (w/\ell_r) g_r$, i.e. the direction $g_f + \lambda g_r$ with $\lambda = w\ell_f/\ell_r$;
 # - after the step and the probe forward pass it sets the gradient of $w$ to
 #   $\delta = \log\ell_r(\theta_t) - \log\ell_r(\theta_{t+1}) - \texttt{error}$, takes one **Adam** step on $w$
-#   (which *descends*: $w$ grows when $\delta < 0$), and clips $w$ at 0.
+#   (which *descends*: $w$ grows when $\delta < 0$). It does not clip $w$: while $w < 0$ it drops the retain term
+#   from the loss (the step is the forget gradient alone), and $w$ itself keeps drifting below 0, so the retain
+#   term returns only once the signal has pushed $w$ back up. The projection of {eq}`eq-06-implicit` takes the
+#   same steps while the multiplier would be negative, but restarts it from 0.
 #
 # The structure is the same as {eq}`eq-06-implicit`: the multiplier grows when the signal is negative. The
 # equilibrium differs, though: $\delta = 0$ when the log retain loss *falls* by `error` per step, a required
@@ -822,7 +825,12 @@ EPS0 = {
     "implicit_surgery (ε=0)": ("implicit_surgery", {"eps": 0.0}),
 }
 VARIANTS = {
-    "class": {"original": None, **{m: m for m in METHODS}, **EPS0},
+    "class": {
+        "original": None,
+        **{m: m for m in METHODS},
+        **EPS0,
+        "implicit_surgery_rl": "implicit_surgery_rl",  # the paper's setting, below
+    },
     "random": {"original": None, **{m: m for m in METHODS}},
 }
 t_start = time.perf_counter()
@@ -940,6 +948,52 @@ assert all(rnd.mean(m, "gap") < 5 for m in rnd.methods)
 # forgotten samples nearly as well as the original model, and at this learning rate none of the three methods
 # moves far from $\theta_0$ within its budget. The comparison says nothing about implicit against explicit surgery
 # in this scenario. On CIFAR-scale data, where train and test accuracy differ by several points, it would.
+#
+# ### The paper's classification setting
+#
+# The implicit rows above use the book's forget objective, gradient ascent ($-\mathrm{CE}_f$). The official
+# classification code of arXiv 2510.22124 fits $D_f$ to random labels instead (redrawn at every step among the
+# other classes, as chapter 02's `random_label` does), keeps the tolerance of the paper's update non-negative, and
+# clips the norm of the gradient of $L_f + \lambda L_r$ to 1 after the surgery. The library registers this
+# setting as `implicit_surgery_rl`: random labels, $\epsilon = 0$ by default (a negative $\epsilon$ is refused),
+# the clip, $\beta = 10$ and the learning rate $10^{-3}$ that the rule of chapter 02 picks for it on the held-out
+# seeds (the table is in `unlearnlib.methods.surgery`). It keeps the projection $\lambda \ge 0$ of
+# {eq}`eq-06-implicit` rather than the code's drifting $w$, and our dual step rather than the code's log losses
+# and Adam. It ran in the class-wise experiment above, so each seed gives one paired difference against the
+# book's form, at the defaults and at $\epsilon = 0$.
+
+# %% tags=["hide-input"]
+RL = "implicit_surgery_rl"
+print(
+    RL + ":",
+    ", ".join(
+        f"{k}={p.default}"
+        for k, p in inspect.signature(REGISTRY[RL]).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    ),
+)
+for b in (imp, imp0):
+    print(f"{RL} − {b} (mean ± s.e. of the per-seed differences):")
+    for key in ("gap", "RA", "TA", "steps"):
+        d, se = paired(RL, b, key)
+        print(f"  {key:5s} {d:+7.2f} ± {se:.2f}")
+# 7. The paper's setting ends farther from the oracle than the book's form at its
+#    defaults: the paired gap difference exceeds two standard errors. (That it forgets
+#    the class is assert 4, which covers every row of the class-wise table.)
+assert lower(imp, RL)
+
+# %% [markdown]
+# - **The paper's setting forgets the class too**, in fewer steps on average, and keeps a retain accuracy within
+#   a fraction of a point of the book's form.
+# - **At the book's default tolerance, the book's form ends closer to the oracle**, by a fraction of a point of
+#   gap but by more than two standard errors of the per-seed differences.
+# - **Against the book's objective at the same $\epsilon = 0$, three seeds separate nothing**: the paired
+#   differences in gap and retain accuracy are within two standard errors. On some machines' arithmetic the
+#   book's form at $\epsilon = 0$ collapses on one seed (the instability of §6.7), which makes those differences
+#   large but no less noisy; the paper's setting, whose step the clip caps, did not collapse in our runs, but
+#   three seeds cannot turn that into a claim. As for the explicit method in chapter 05, the forget objective and
+#   the clip change the speed more than the result; the tolerance is what the rule of chapter 02 found to
+#   matter.
 #
 # ## Inside a run: $\beta\|g_r\|^2$, $\lambda_t$ against $\lambda^*_t$, and what the probe measures
 #
@@ -1184,17 +1238,28 @@ for seed in SEEDS:
 # We count passes with a forward hook on the model (`unlearnlib.diagnostics.count_passes`): every forward call is
 # counted, and if its output requires a gradient, a tensor hook on the output counts each backward pass through
 # it. The hook is a plain function over a dict, so it survives the deep copy every method makes of its input.
+# The passes per step are the difference between a run of 11 steps and a run of 1, divided by 10.
 # Then we time one step of each method as the benchmark does (`unlearnlib.bench.step_times`): the difference
 # between a run of 24 and a run of 4 steps, divided by 20, the methods in turn, median of three rounds.
 
 # %%
 STEPS = 10
-passes = {}
-for name in METHODS:
+
+
+def count_run(name, steps):
     counted = copy.deepcopy(m0)
     counts = count_passes(counted)
-    REGISTRY[name](counted, task0, steps=STEPS, stop_at=None)
-    passes[name] = {k: v / STEPS for k, v in counts.items()}
+    REGISTRY[name](counted, task0, steps=steps, stop_at=None)
+    return counts
+
+
+# Per step: the difference between a run of STEPS + 1 steps and one of 1 step, so that
+# what a call does once (such as checking that the model accepts the task's inputs) is
+# not counted as a cost per step.
+passes = {}
+for name in METHODS:
+    long, short = count_run(name, STEPS + 1), count_run(name, 1)
+    passes[name] = {k: (long[k] - short[k]) / STEPS for k in long}
 SAMPLES_BWD = {
     "ga": 1,
     "unilateral_surgery": 2,

@@ -860,8 +860,10 @@ assert orth_residual(tensor_dir, G, g_u) < tol32 and rho_tensor < rho_global
 # %% [markdown]
 # We
 # measure what the per-tensor scope does to a whole run in the experiment of §7.8 (`orthograd[5%,tensor]`).
-# `unlearnlib` defaults to the global scope, as the abstract describes the method; `scope="tensor"` reproduces the
-# public code.
+# The abstract does not say which scope the method uses ("the orthogonal complement of the per-sample retain
+# gradients" reads naturally as the global one, but does not decide it). `unlearnlib` defaults to the global
+# scope, our choice, because it is the projection the derivation of §7.1 asks for and it keeps more of $g_u$;
+# `scope="tensor"` reproduces the public code.
 #
 # ## Memory: B copies of the model
 #

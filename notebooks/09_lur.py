@@ -26,8 +26,10 @@
 # **The paper's full text was not available to us.** What the abstract states (a meta-learning formulation, an
 # implicit gradient regulariser that avoids conflicts) is the paper's; the concrete look-ahead form below, its
 # expansion and everything we derive from it are **our reconstruction** of the method of arXiv 2503.06339,
-# chosen to agree with a third-party port. Read this chapter as "the look-ahead objective that LUR's abstract describes",
-# not as a verified copy of the paper's algorithm.
+# chosen to agree with a third-party port. That port also runs a pruning stage before the look-ahead updates (it
+# trims the weights most important to the forget set, in the manner of Scissorhands {cite}`wu2024scissorhands`);
+# this chapter leaves that stage out and studies the look-ahead objective alone. Read this chapter as "the
+# look-ahead objective that LUR's abstract describes", not as a verified copy of the paper's algorithm.
 #
 # **What you will learn**
 #

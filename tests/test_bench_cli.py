@@ -53,6 +53,7 @@ def test_bench_json_layout(runs):
             assert 0 <= r[k] <= 100  # percentages
         assert r["gap"] >= 0 and r["time_s"] > 0
     assert "retrain" in stdout and "ga" in stdout  # the table
+    assert report["failures"] == [] and report["interrupted"] is False and report["undefined"] == {}
 
 
 def test_bench_retrain_gap_is_zero_and_reference_is_its_mean(runs):
@@ -87,6 +88,36 @@ def test_bench_summary_statistics(runs):
             assert s["ci95"] == pytest.approx(t * vals.std(ddof=1) / math.sqrt(2))
     # Not a trivial case: GA's two seeds differ, so its interval is not zero.
     assert summary["ga"]["RA"]["ci95"] > 0
+
+
+def test_bench_gap_of_means(runs):
+    """``gap_of_means`` (SalUn's convention): the Avg. Gap between the mean metrics over seeds, beside ``gap``, the
+    mean of the per-seed gaps."""
+    report = runs["bench"][0]
+    by = {(r["method"], r["seed"]): r for r in report["results"]}
+    for method in ("retrain", "ga"):
+        mean = {k: np.mean([by[(method, s)][k] for s in (0, 1)]) for k in GAP_METRICS}
+        oracle = {k: np.mean([by[("retrain", s)][k] for s in (0, 1)]) for k in GAP_METRICS}
+        by_hand = np.mean([abs(mean[k] - oracle[k]) for k in GAP_METRICS])
+        got = report["summary"][method]["gap_of_means"]
+        assert isinstance(got, float) and got == pytest.approx(by_hand, rel=1e-12, abs=1e-12)
+        # Triangle inequality: the gap of the means never exceeds the mean of the gaps (up to rounding).
+        assert got <= report["summary"][method]["gap"]["mean"] + 1e-9
+    assert report["summary"]["retrain"]["gap_of_means"] == 0.0
+    assert report["summary"]["ga"]["gap_of_means"] > 0
+
+
+def test_gap_of_means_lets_opposite_errors_cancel():
+    from unlearnlib.experiment import summarise
+
+    ref = {"UA": 50.0, "RA": 90.0, "TA": 80.0, "MIA": 40.0}
+    # Seed 0 lands 4 above the oracle on every metric, seed 1 lands 4 below: each seed is 4 away, the means agree.
+    rows = [{"method": "m", "seed": s, **{k: v + d for k, v in ref.items()}, "gap": 4.0}
+            for s, d in ((0, 4.0), (1, -4.0))]
+    s = summarise(rows, references={0: ref, 1: ref})["m"]
+    assert s["gap"]["mean"] == 4.0 and s["gap_of_means"] == 0.0
+    # Without the oracle's metrics there is nothing to compare the means with: no key.
+    assert "gap_of_means" not in summarise(rows)["m"]
 
 
 def test_summarise_single_seed_has_no_interval():

@@ -122,6 +122,17 @@ LIB_CASES = [
     ("mask-ratio", lambda d, f: saliency_mask(_model(), make_task(d, "class", forget_class=3), ratio=0),
      "ratio"),
     ("empty-minibatches", lambda d, f: list(minibatches(0, 4)), "empty set"),
+    # Values that used to run on and give a silently wrong number (tests/test_library_inputs.py has the rest).
+    ("minibatches-size-0", lambda d, f: list(minibatches(10, 0)), "batch_size"),
+    ("profile-seeds-negative", lambda d, f: get_profile("ci", seeds=-1), "seeds"),
+    ("bool-class", lambda d, f: make_task(d, "class", forget_class=True), "does not exist"),
+    ("method-steps-negative", lambda d, f: REGISTRY["ga"](_model(), make_task(d, "class", forget_class=3),
+                                                          steps=-5), "steps"),
+    ("method-stop-at-bogus", lambda d, f: REGISTRY["ga"](_model(), make_task(d, "class", forget_class=3),
+                                                         stop_at="bogus"), "stop_at"),
+    ("method-lr-nan", lambda d, f: REGISTRY["ga"](_model(), make_task(d, "class", forget_class=3),
+                                                  lr=float("nan")), "must be positive"),
+    ("model-zero-classes", lambda d, f: make_model("mlp", (1, 8, 8), 0), "num_classes"),
 ]
 
 

@@ -14,7 +14,8 @@ from unlearnlib import UnlearnError
 from unlearnlib import train as train_mod
 from unlearnlib.metrics import accuracy
 from unlearnlib.models import MODELS, count_parameters, make_model
-from unlearnlib.train import TrainConfig, load_checked, original_model, retrained_model, save_atomic
+from unlearnlib.train import (TrainConfig, load_checked, original_model, retrained_model, save_atomic,
+                              state_digest)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Models
@@ -195,7 +196,9 @@ def test_cache_file_of_another_architecture_is_rejected(data, private_cache, cou
     path = _only_file(private_cache)
     blob = torch.load(path, weights_only=True)
     blob["state_dict"] = state_of(make_model("cnn", data.input_shape, data.num_classes, seed=0))
-    torch.save(blob, path)  # right key, wrong tensors
+    # Right key and a matching checksum, wrong tensors: only the architecture check can catch it.
+    blob["sha256"] = state_digest(blob["state_dict"])
+    torch.save(blob, path)
     rebuilt = original_model(data, TINY, seed=0, device="cpu", progress=False)
     assert len(count_training) == 2
     assert same_state(state_of(rebuilt), tiny_fresh)

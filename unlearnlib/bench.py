@@ -9,31 +9,56 @@ Two modes:
   same batches and model (the marginal time between two step budgets, after a warm-up, with CUDA synchronised,
   the methods timed round-robin; see :func:`step_times`).
 
-Bad input exits with status 2 and one line on stderr that begins with ``error:``.
+Beside the contract's keys, the benchmark's JSON holds ``"failures"`` (``[{"method", "seed", "error"}]``, empty
+when every method ran), ``"undefined"`` (``{<metric>: reason}`` for a metric the task's set sizes leave undefined,
+reported as ``null`` in every row; see :func:`unlearnlib.metrics.undefined_metrics`), ``"interrupted"`` and, in
+``"summary"``, ``"gap_of_means"`` per method (:func:`unlearnlib.experiment.summarise`).
+
+Exit status: 0 when every method ran; 1 when some method failed on some seed (its error is a ``warning:`` line
+on stderr and an entry of ``"failures"`` in the JSON; the rows that finished are kept and written); 2 for bad
+input or results that cannot be written, with one line on stderr that begins with ``error:``; 130 when
+interrupted (Ctrl-C), after writing the rows finished so far with ``"interrupted": true``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from unlearnlib import UnlearnError
 from unlearnlib.config import get_device, get_profile, synchronize
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.methods import REGISTRY, get_method
 from unlearnlib.models import MODELS
-from unlearnlib.experiment import compare_methods, format_table
+from unlearnlib.experiment import Comparison, compare_methods, format_table
+from unlearnlib.metrics import undefined_metrics
 from unlearnlib.train import TrainConfig
 
 #: extra step-cost entries: a method run with other settings, timed beside the registered ones.
 STEP_COST_VARIANTS = {"orthograd[loop]": ("orthograd", {"per_sample": "loop"}),
                       "lur[first-order]": ("lur", {"second_order": False})}
+
+#: the most seeds one run accepts: far beyond any study's needs, and small enough that a typing slip
+#: (``--seeds 10000000``) fails at once instead of running for years.
+MAX_SEEDS = 1000
+
+EPILOG = """exit status: 0 every method ran; 1 some method failed on some seed (a warning line per failure on
+stderr, the finished rows kept and written, the failures listed under "failures" in the JSON); 2 bad input, or
+the results could not be written (an error line on stderr; an existing --out file is left as it was, and the
+results are saved to a temporary file that the error line names); 130 interrupted (the finished rows written,
+"interrupted": true). --out must name a file, not a folder; it is replaced only once the new results are
+completely written."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,52 +67,218 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m unlearnlib.bench", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="python -m unlearnlib.bench", description=__doc__.split("\n\n")[0], epilog=EPILOG)
     p.add_argument("--dataset", default="digits", help="digits (default), mnist, fashion-mnist, cifar10, or a path to an .npz")
     p.add_argument("--data-root", default=None, help="where torchvision datasets live (default ~/.cache/unlearnlib/data)")
     p.add_argument("--download", action="store_true", help="download a torchvision dataset that is absent")
-    p.add_argument("--scenario", default="random", choices=("random", "class"))
-    p.add_argument("--forget-fraction", type=float, default=0.1, help="random scenario: fraction of D to forget")
-    p.add_argument("--forget-class", type=int, default=None, help="class scenario: the class to forget")
+    # The defaults of --scenario and --forget-fraction are applied after parsing, so that an option the chosen
+    # scenario does not use can be told apart from an untouched default and refused.
+    p.add_argument("--scenario", default=None, choices=("random", "class"), help="random (default) or class")
+    p.add_argument("--forget-fraction", type=float, default=None,
+                   help="random scenario only: fraction of D to forget (default 0.1)")
+    p.add_argument("--forget-class", type=int, default=None, help="class scenario only (required there): the class")
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every registered method)")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the profile's)")
-    p.add_argument("--profile", default=None, choices=("ci", "full", "auto"), help="default: $UNLEARN_PROFILE or auto")
+    p.add_argument("--seeds", type=int, default=None,
+                   help=f"number of seeds, 1 to {MAX_SEEDS} (default: the profile's)")
+    p.add_argument("--profile", default=None, choices=("ci", "full", "auto"),
+                   help="default: $UNLEARN_PROFILE or auto; the option wins over the variable")
     p.add_argument("--device", default=None, help="auto, cpu or cuda (default: $UNLEARN_DEVICE or auto)")
     p.add_argument("--model", default=None, choices=MODELS, help="override the profile's model")
-    p.add_argument("--out", default=None, help="write the JSON here")
+    p.add_argument("--out", default=None, help="write the JSON to this file (its folder must exist and be writable; "
+                                                "checked before the run starts)")
     p.add_argument("--step-cost", action="store_true", help="time one step of every method relative to GA")
-    p.add_argument("--batch-size", type=int, default=None, help="step cost: batch size (default: the profile's)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="unlearning batch size (default: each method's own; with --step-cost, the profile's)")
     return p
 
 
 def parse_methods(spec: str | None) -> list[str]:
-    names = list(REGISTRY) if not spec else [m.strip() for m in spec.split(",") if m.strip()]
+    """The method names of ``--methods``: every registered one when the option is absent; an empty value is an
+    error, not a request for every method. Duplicates run once."""
+    names = list(REGISTRY) if spec is None else list(dict.fromkeys(m.strip() for m in spec.split(",") if m.strip()))
     if not names:
-        raise UnlearnError("--methods is empty; give comma-separated names, e.g. ga,neggrad_plus")
+        raise UnlearnError("--methods is empty; give comma-separated names, e.g. ga,neggrad_plus, or leave the "
+                           "option out to run every method")
     for name in names:
         get_method(name)
     return names
 
 
+def check_options(args) -> None:
+    """Refuse options that the run would ignore or that cannot work, before anything is loaded or trained."""
+    if args.step_cost:
+        # The step cost always times the same class-wise batches of seed 0: these options would change nothing.
+        given = [o for o, v in (("--scenario", args.scenario), ("--forget-fraction", args.forget_fraction),
+                                ("--forget-class", args.forget_class), ("--seeds", args.seeds)) if v is not None]
+        if given:
+            raise UnlearnError(f"{', '.join(given)} do(es) not apply to --step-cost (it times fixed batches of "
+                               "seed 0); drop them, or drop --step-cost to run the benchmark")
+    scenario = args.scenario or "random"
+    if scenario != "class" and args.forget_class is not None:
+        raise UnlearnError(f"--forget-class applies to --scenario class only; add --scenario class, or drop "
+                           f"--forget-class to forget a random fraction")
+    if scenario == "class" and args.forget_fraction is not None:
+        raise UnlearnError("--forget-fraction applies to --scenario random only; class-wise forgetting forgets "
+                           "the whole class given by --forget-class, so drop --forget-fraction")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UnlearnError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
+        raise UnlearnError(f"--seeds must be at least 1, got {args.seeds}" if args.seeds < 1 else
+                           f"--seeds must be at most {MAX_SEEDS}, got {args.seeds}; split a larger study into "
+                           "several runs")
+
+
+def check_out(spec: str) -> Path:
+    """The ``--out`` path, checked before the (long) run: it names a file (not a folder) in an existing folder
+    where a file can be created. A device or pipe that exists (``/dev/stdout``) is written in place."""
+    if not spec.strip():
+        raise UnlearnError("--out is empty; give a file name such as results.json")
+    out = Path(spec)
+    if spec.endswith(("/", os.sep)) or out.is_dir():
+        raise UnlearnError(f"--out {spec} is a directory; give a file name such as {out / 'results.json'}")
+    if not out.parent.is_dir():
+        what = "does not exist" if not out.parent.exists() else "is not a folder"
+        raise UnlearnError(f"the folder of --out ({out.parent}) {what}; create it first or choose another --out")
+    if out.exists() and not out.is_file():
+        if not os.access(out, os.W_OK):
+            raise UnlearnError(f"--out {out} cannot be written (permission denied); choose another --out")
+        return out
+    try:  # a file can be created beside it: the atomic write needs one there
+        fd, probe = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UnlearnError(f"cannot write in the folder of --out ({out.parent}: {exc.strerror or exc}); "
+                           "choose another --out") from None
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that ``path`` holds either its previous content or all of ``text``, never a
+    part: a temporary file in the same folder (so that the rename does not cross file systems), flushed and
+    synced to the disk, then renamed over ``path``. A device or pipe is written in place."""
+    if path.exists() and not path.is_file():
+        with open(path, "w") as f:
+            f.write(text)
+        return
+    mode = path.stat().st_mode & 0o777 if path.exists() else None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        if mode is None:  # mkstemp makes the file private; a results file gets the usual permissions
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself reaches the disk with the folder's entry
+        dirfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+
+
+def _rescue(text: str) -> str | None:
+    """Save results that could not be written where asked in a new temporary file; its path, or None."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="unlearnlib-bench-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        return path
+    except OSError:
+        return None
+
+
+def _one_line(message) -> str:
+    """A message on one line: some library messages (a failed download lists every mirror) span several."""
+    return " ".join(str(message).split())
+
+
+def _finite(obj):
+    """The report with NaN and infinities as ``null``: JSON has no such numbers."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+@contextlib.contextmanager
+def _settings_env(profile, device):
+    """The run's profile and device exported while it runs: library code that reads ``UNLEARN_PROFILE`` or
+    ``UNLEARN_DEVICE`` itself (a method's default training recipe, for one) must agree with the options
+    given, and an unusable value left in the environment must not break a run that names its own."""
+    saved = {k: os.environ.get(k) for k in ("UNLEARN_PROFILE", "UNLEARN_DEVICE")}
+    os.environ.update(UNLEARN_PROFILE=profile.name, UNLEARN_DEVICE=str(device))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_benchmark(args, profile, device) -> dict:
+    """Every method on every seed; a method that fails on a seed is recorded in ``"failures"`` and the others go
+    on. Each (method, seed) is its own :func:`~unlearnlib.experiment.compare_methods` call, so that the rows
+    finished before a failure are kept; the original model and the oracle come from the model cache after the
+    first call of a seed, and only the oracle's evaluation is repeated."""
     names = parse_methods(args.methods)
     seeds = args.seeds if args.seeds is not None else profile.seeds
-    if seeds < 1:
-        raise UnlearnError(f"--seeds must be at least 1, got {seeds}")
+    scenario = args.scenario or "random"
+    fraction = (args.forget_fraction if args.forget_fraction is not None else 0.1) if scenario == "random" else None
     data = load_dataset(args.dataset, args.data_root, args.download)
     cfg = TrainConfig.from_profile(profile)
     if args.model:
         cfg = TrainConfig(model=args.model, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
-    comparison = compare_methods(names, args.scenario, data=data, cfg=cfg, seeds=range(seeds),
-                                 forget_class=args.forget_class, forget_fraction=args.forget_fraction,
-                                 device=device, progress=sys.stderr.isatty())
-    config = {"dataset": args.dataset, "scenario": args.scenario,
-              "forget_fraction": args.forget_fraction if args.scenario == "random" else None,
-              "forget_class": args.forget_class if args.scenario == "class" else None,
-              "methods": names, "seeds": seeds, "profile": profile.name, "device": str(device),
-              "train": cfg.__dict__, "torch": torch.__version__}
-    return {"config": config, "reference": comparison.reference, "results": comparison.rows,
-            "summary": comparison.summary}
+    task_args = {"forget_class": args.forget_class, "forget_fraction": fraction if fraction is not None else 0.1}
+    # Up front, before anything trains: the task itself (a bad fraction or class fails here) and the metrics
+    # its set sizes leave undefined. Every seed draws sets of the same sizes.
+    undefined = undefined_metrics(make_task(data, scenario, seed=0, **task_args))
+    for metric, reason in undefined.items():
+        print(f"warning: {metric} will be null: {reason}", file=sys.stderr)
+    extra = {"batch_size": args.batch_size} if args.batch_size is not None else {}
+    rows, references, failures, interrupted = [], {}, [], False
+    bar = tqdm(total=seeds * len(names), desc="methods x seeds", disable=not sys.stderr.isatty(), leave=False)
+    try:
+        for seed in range(seeds):
+            for name in names:
+                try:
+                    part = compare_methods({name: (name, extra)}, scenario, data=data, cfg=cfg, seeds=[seed],
+                                           device=device, progress=False, **task_args)
+                except Exception as exc:  # noqa: BLE001 - any fault of one method must not lose the others
+                    error = _one_line(f"{type(exc).__name__}: {exc}")
+                    failures.append({"method": name, "seed": seed, "error": error})
+                    tqdm.write(f"warning: {name} failed on seed {seed}: {error}", file=sys.stderr)
+                else:
+                    rows += part.rows
+                    references.setdefault(seed, part.references[0])
+                bar.update()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    done = sorted(references)
+    comparison = Comparison(scenario, done, rows, [references[s] for s in done])
+    config = {"dataset": args.dataset, "scenario": scenario, "forget_fraction": fraction,
+              "forget_class": args.forget_class if scenario == "class" else None,
+              "methods": names, "seeds": seeds, "batch_size": args.batch_size, "profile": profile.name,
+              "device": str(device), "train": cfg.__dict__, "torch": torch.__version__}
+    return {"config": config, "reference": comparison.reference if done else {}, "results": rows,
+            "summary": comparison.summary, "failures": failures, "undefined": undefined,
+            "interrupted": interrupted}
 
 
 def median_time(fn, repeats: int = 5, device=None) -> float:
@@ -169,28 +360,45 @@ def step_cost(args, profile, device, budgets=(4, 20), rounds: int = 7) -> dict:
 
 
 def main(argv=None) -> int:
+    """The command; returns the exit status (see the module's docstring and ``--help``)."""
     try:
         args = build_parser().parse_args(argv)
-        profile = get_profile(args.profile)
+        check_options(args)
+        profile = get_profile(args.profile)    # --profile, when given, wins over UNLEARN_PROFILE
         device = get_device(args.device)
-        if args.out:
-            out = Path(args.out)
-            if out.exists() and out.is_dir():
-                raise UnlearnError(f"--out {out} is a directory; give a file name such as results.json")
-            if not out.parent.exists():
-                raise UnlearnError(f"the folder of --out ({out.parent}) does not exist; create it first")
-        report = step_cost(args, profile, device) if args.step_cost else run_benchmark(args, profile, device)
+        out = check_out(args.out) if args.out is not None else None
+        with _settings_env(profile, device):
+            report = step_cost(args, profile, device) if args.step_cost else run_benchmark(args, profile, device)
     except UnlearnError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    text = json.dumps(report, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    except KeyboardInterrupt:  # before any row finished (the benchmark's loop keeps the rows it has)
+        print("error: interrupted before any result was finished; nothing was written", file=sys.stderr)
+        return 130
+    # The table first: it is on the screen whatever happens to the file.
     if not args.step_cost:
         print(format_table(report["summary"], report["reference"]))
     else:
         print(json.dumps(report["ratio"], indent=2))
-    return 0
+    sys.stdout.flush()
+    if out is not None:
+        text = json.dumps(_finite(report), indent=2) + "\n"
+        try:
+            write_atomic(out, text)
+        except OSError as exc:
+            rescued = _rescue(text)
+            where = (f"the results were saved to {rescued} instead" if rescued else
+                     "the table above is all that remains of the results")
+            kept = "; the previous file is unchanged" if out.is_file() else ""
+            print(f"error: cannot write --out {out} ({exc.strerror or exc}){kept}; {where}", file=sys.stderr)
+            return 2
+    if args.step_cost:
+        return 0
+    if report["interrupted"]:
+        print("error: interrupted; the rows finished so far are kept" + (f" in {out}" if out else ""),
+              file=sys.stderr)
+        return 130
+    return 1 if report["failures"] else 0
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ arithmetic (see :func:`apply_onednn_setting`).
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import random
 from dataclasses import dataclass, replace
@@ -74,7 +76,26 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     if unknown:
         raise UnlearnError(f"unknown profile field(s) {sorted(unknown)}; "
                            f"known fields: {', '.join(profile.__dataclass_fields__)}")
+    for field, value in overrides.items():
+        _check_profile_field(field, value)
     return replace(profile, **overrides)
+
+
+_COUNT_FIELDS = ("train_epochs", "train_batch_size", "seeds", "unlearn_batch_size")
+_TEXT_FIELDS = ("name", "dataset", "model")
+
+
+def _check_profile_field(field: str, value) -> None:
+    """Refuse an override that would make every chapter compute nonsense (no seeds, a NaN learning rate)."""
+    if field in _COUNT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise UnlearnError(f"profile field {field} must be a positive integer, got {value!r}")
+    elif field == "train_lr":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0 < value < math.inf):
+            raise UnlearnError(f"profile field train_lr must be a positive finite number, got {value!r}")
+    elif field in _TEXT_FIELDS:
+        if not isinstance(value, str) or not value.strip():
+            raise UnlearnError(f"profile field {field} must be a non-empty string, got {value!r}")
 
 
 def get_device(spec: str | torch.device | None = None) -> torch.device:

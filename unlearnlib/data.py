@@ -12,6 +12,7 @@ avoids the host-device round trips of a ``DataLoader`` in the training loops.
 from __future__ import annotations
 
 import hashlib
+import math
 import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,10 +71,15 @@ def _as_nchw_float(x: np.ndarray, what: str) -> np.ndarray:
         return x.astype(np.float32) / 255.0
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
         raise UnlearnError(f"{what} has dtype {x.dtype}; expected uint8 or float images")
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
+    # Checked before the conversion, so that the message says what the file holds: a float64 value beyond
+    # float32's range becomes infinite only in the conversion.
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
         raise UnlearnError(f"{what} contains NaN or infinite values; clean the file first")
-    return x
+    big = float(np.abs(x).max()) if x.size else 0.0
+    if big > float(np.finfo(np.float32).max):
+        raise UnlearnError(f"{what} has pixel values up to {big:.3g}, beyond the float32 range of the models; "
+                           "rescale the images (for example to 0-1) first")
+    return x.astype(np.float32)
 
 
 def _as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
@@ -83,13 +89,64 @@ def _as_labels(y: np.ndarray, n: int, what: str) -> np.ndarray:
     if len(y) != n:
         raise UnlearnError(f"{what} has {len(y)} labels but there are {n} images; the two must match")
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0):
-            y = y.astype(np.int64)
-        else:
-            raise UnlearnError(f"{what} must hold integer class labels, got dtype {y.dtype}")
+        # Whole float labels (3.0, as some tools save them) are accepted; anything else is refused rather than
+        # cast: 3.5 or NaN have no class, and beyond 2**53 a float no longer holds an exact integer.
+        whole = (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and np.all(np.mod(y, 1) == 0)
+                 and (not len(y) or np.abs(y).max() < 2.0**53))
+        if not whole:
+            raise UnlearnError(f"{what} must hold integer class labels, got dtype {y.dtype}; "
+                               "store the labels as integers 0 .. C-1")
+        y = y.astype(np.int64)
     if len(y) and y.min() < 0:
         raise UnlearnError(f"{what} has negative labels; expected classes 0 .. C-1")
+    if len(y) and int(y.max()) > np.iinfo(np.int64).max:
+        raise UnlearnError(f"{what} has labels up to {int(y.max())}; expected classes 0 .. C-1")
     return y.astype(np.int64)
+
+
+def _check_classes(ytr: np.ndarray, yte: np.ndarray, num_classes) -> int:
+    """The number of classes C, after checking that the training labels are exactly 0 .. C-1 and that every test
+    label occurs in training. np.unique, never bincount: a stray label 2**31 - 1 must not allocate 16 GB."""
+    present = np.unique(ytr)
+    if num_classes is not None:
+        if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, numbers.Integral):
+            raise UnlearnError(f"num_classes must be an integer, got {num_classes!r}")
+        num_classes = int(num_classes)
+        if num_classes < 2:
+            raise UnlearnError(f"num_classes must be at least 2, got {num_classes}")
+        if present[-1] >= num_classes:
+            raise UnlearnError(f"y_train has label {int(present[-1])} but num_classes is {num_classes}; "
+                               f"labels must lie in 0 .. {num_classes - 1}")
+    if len(present) < 2:
+        raise UnlearnError(f"y_train holds a single class ({int(present[0])}); classification and unlearning "
+                           "need at least two classes")
+    c = int(present[-1]) + 1 if num_classes is None else num_classes
+    if len(present) != c:
+        # Sparse labels (0, 100, ..., 900) or one stray label would build a model with C outputs, most of them
+        # never trained, and the chance level 100 / C of the stopping rule would be wrong.
+        shown = ", ".join(str(int(v)) for v in present[:6]) + (", ..." if len(present) > 6 else "")
+        raise UnlearnError(f"y_train uses {len(present)} distinct labels ({shown}) but they are not 0 .. {c - 1}; "
+                           "relabel them to 0 .. C-1, e.g. np.unique(y, return_inverse=True)[1]")
+    unseen = np.setdiff1d(np.unique(yte), present)
+    if len(unseen):
+        raise UnlearnError(f"y_test has label(s) never seen in training ({', '.join(map(str, unseen[:6].tolist()))}"
+                           f"{', ...' if len(unseen) > 6 else ''}); every test class must occur in y_train")
+    return c
+
+
+def _standardise(xtr: np.ndarray, xte: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standardise per channel with the training statistics only (in float32, as the models compute)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, as one error line
+        mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
+        std = xtr.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+        a, b = (xtr - mean) / std, (xte - mean) / std
+    # Huge finite pixels overflow float32 in the mean or the variance: the result would be NaN, infinite or a
+    # constant 0. Checked here rather than computed in float64, so that valid data keeps its exact values.
+    if not (np.isfinite(mean).all() and np.isfinite(std).all() and np.isfinite(a).all() and np.isfinite(b).all()):
+        raise UnlearnError(f"standardising the images overflows float32 (pixel values up to "
+                           f"{float(max(np.abs(xtr).max(), np.abs(xte).max())):.3g}); rescale them, for example "
+                           "to 0-1, first")
+    return a, b
 
 
 def from_arrays(name: str, x_train, y_train, x_test, y_test, num_classes: int | None = None) -> Dataset:
@@ -103,12 +160,10 @@ def from_arrays(name: str, x_train, y_train, x_test, y_test, num_classes: int | 
     yte = _as_labels(y_test, len(xte), "y_test")
     if len(xtr) == 0 or len(xte) == 0:
         raise UnlearnError("the dataset has an empty train or test split")
-    num_classes = int(num_classes or max(ytr.max(), yte.max()) + 1)
-    # Standardise with training statistics only, per channel.
-    mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
-    std = xtr.std(axis=(0, 2, 3), keepdims=True) + 1e-6
+    num_classes = _check_classes(ytr, yte, num_classes)
+    xtr_s, xte_s = _standardise(xtr, xte)
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
-    return Dataset(name, t((xtr - mean) / std), t(ytr), t((xte - mean) / std), t(yte), num_classes)
+    return Dataset(name, t(xtr_s), t(ytr), t(xte_s), t(yte), num_classes)
 
 
 def _load_digits() -> Dataset:
@@ -261,8 +316,11 @@ def make_task(data: Dataset, scenario: str = "random", forget_fraction: float = 
         if forget_class is None:
             raise UnlearnError("class-wise forgetting needs a class; pass --forget-class C (forget_class=C)")
         present = sorted(set(data.y_train.tolist()))
-        if int(forget_class) != forget_class or int(forget_class) not in present:
-            raise UnlearnError(f"class {forget_class} does not exist in {data.name}; "
+        # A bool is an int to Python (True == 1), and int(nan) raises: both are refused here by name.
+        whole = (isinstance(forget_class, numbers.Real) and not isinstance(forget_class, (bool, np.bool_))
+                 and math.isfinite(forget_class) and int(forget_class) == forget_class)
+        if not whole or int(forget_class) not in present:
+            raise UnlearnError(f"class {forget_class!r} does not exist in {data.name}; "
                                f"choose one of {present[0]}..{present[-1]}")
         forget_class = int(forget_class)
         is_f = data.y_train.cpu() == forget_class
@@ -270,6 +328,9 @@ def make_task(data: Dataset, scenario: str = "random", forget_fraction: float = 
         if len(retain_idx) == 0:
             raise UnlearnError(f"forgetting class {forget_class} leaves an empty retain set")
         test_mask = data.y_test != forget_class
+        if not bool(test_mask.any()):
+            raise UnlearnError(f"forgetting class {forget_class} leaves an empty test set (the test set holds only "
+                               "that class); use a test set with other classes too")
         return UnlearningTask(data, scenario, forget_idx.to(data.y_train.device),
                               retain_idx.to(data.y_train.device), seed, forget_class=forget_class,
                               _test_mask=test_mask)
@@ -279,6 +340,10 @@ def make_task(data: Dataset, scenario: str = "random", forget_fraction: float = 
 def minibatches(n: int, batch_size: int, generator: torch.Generator | None = None, device=None,
                 drop_last: bool = False):
     """Yield index tensors of a shuffled pass over ``range(n)`` (chapter 01). No generator: in order."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
+        raise UnlearnError(f"the number of samples must be a non-negative integer, got {n!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise UnlearnError(f"batch_size must be a positive integer, got {batch_size!r}")
     if n == 0:
         raise UnlearnError("cannot iterate over an empty set; check that the forget and retain sets are non-empty")
     # A CPU generator draws the order (the same on every device); it is then moved to the device once per pass.

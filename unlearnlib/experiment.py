@@ -22,7 +22,7 @@ from unlearnlib.config import get_device, get_profile, synchronize
 from unlearnlib.data import Dataset, UnlearningTask, load_dataset, make_task
 from unlearnlib.errors import UnlearnError
 from unlearnlib.methods import get_method
-from unlearnlib.metrics import evaluate
+from unlearnlib.metrics import GAP_METRICS, avg_gap, evaluate
 from unlearnlib.train import TrainConfig, original_model, retrained_model
 
 #: the metrics a summary reports, in table order (``MIA_AUC`` is the loss-based attack of chapter 01).
@@ -34,10 +34,18 @@ REPORTED = ("UA", "RA", "TA", "MIA", "gap", "time_s", "MIA_AUC")
 Variant = str | tuple[str, dict | Callable[[UnlearningTask, int], dict]] | None
 
 
-def summarise(rows: list[dict], keys=REPORTED) -> dict:
+def summarise(rows: list[dict], keys=REPORTED, references: dict | None = None) -> dict:
     """Mean, sample standard deviation and 95 % CI half-width (Student t) per method and metric (chapter 02).
 
     ``ci95`` is ``None`` for a single seed (no interval can be estimated from one value).
+
+    With ``references`` (seed -> the retrain oracle's metrics of that seed), each method also gets
+    ``gap_of_means``, a plain number: the Avg. Gap between the method's mean UA, RA, TA, MIA and the oracle's
+    means over the same seeds, the convention of the SalUn code. ``gap`` is instead the mean of the per-seed gaps.
+    The two differ: per-seed differences of opposite signs cancel in the means, so by the triangle inequality
+    ``gap_of_means`` is at most the mean ``gap``, equal only when every metric's difference keeps one sign
+    across seeds. A method that lands above the oracle on one seed and below it on another looks closer to it
+    under ``gap_of_means``.
     """
     from scipy import stats
 
@@ -53,6 +61,14 @@ def summarise(rows: list[dict], keys=REPORTED) -> dict:
             std = float(vals.std(ddof=1)) if n > 1 else 0.0
             ci = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else None
             summary[method][key] = {"mean": float(vals.mean()), "std": std, "ci95": ci}
+        # Only the seeds on which both the method and the oracle have every metric: means over different seeds
+        # would not be comparable.
+        paired = [r for r in mine if references is not None and r["seed"] in references
+                  and all(r.get(k) is not None and references[r["seed"]].get(k) is not None for k in GAP_METRICS)]
+        if paired:
+            means = {k: float(np.mean([r[k] for r in paired])) for k in GAP_METRICS}
+            oracle = {k: float(np.mean([references[r["seed"]][k] for r in paired])) for k in GAP_METRICS}
+            summary[method]["gap_of_means"] = avg_gap(means, oracle)
     return summary
 
 
@@ -88,12 +104,16 @@ class Comparison:
 
     @property
     def summary(self) -> dict:
-        return summarise(self.rows)
+        """:func:`summarise` of the rows, ``gap_of_means`` included (``references`` is in seed order)."""
+        return summarise(self.rows, references=dict(zip(self.seeds, self.references)))
 
     @property
     def reference(self) -> dict:
-        """The retrain oracle's metrics, averaged over seeds."""
-        return {k: float(np.mean([r[k] for r in self.references])) for k in self.references[0]}
+        """The retrain oracle's metrics, averaged over seeds (a metric undefined on every seed, ``None``, is
+        left out; see :func:`unlearnlib.metrics.undefined_metrics`)."""
+        keys = dict.fromkeys(k for r in self.references for k in r)
+        values = {k: [r[k] for r in self.references if r.get(k) is not None] for k in keys}
+        return {k: float(np.mean(v)) for k, v in values.items() if v}
 
     @property
     def methods(self) -> list[str]:

@@ -72,13 +72,36 @@ def mia_efficacy(model: nn.Module, task: UnlearningTask) -> float:
     return 100.0 * float((svc.predict(conf_f[:, None]) == 0).mean())
 
 
-def loss_mia_auc(model: nn.Module, task: UnlearningTask, folds: int = 5, seed: int = 0) -> float:
+#: the fewest samples of D_f and of D_t the loss-based attack can be cross-validated on: each of two folds needs
+#: one member and one non-member to fit on and to score.
+MIN_AUC_SAMPLES = 2
+
+
+def undefined_metrics(task: UnlearningTask) -> dict[str, str]:
+    """The metrics of :func:`evaluate` that ``task`` leaves undefined (reported as ``None``), each with the
+    reason (chapter 01). Known from the sizes of the sets alone, so a run can say so before it trains anything.
+
+    Only the loss-based MIA can be undefined: it cross-validates on a balanced sample of D_f and D_t, which needs
+    at least :data:`MIN_AUC_SAMPLES` of each. MIA-Efficacy fits its SVC on D_r and D_t (never empty) and only
+    scores D_f, so it is defined for a forget set of any size; with one sample it is 0 or 100.
+    """
+    n = min(len(task.forget_idx), len(task.y_test))
+    if n < MIN_AUC_SAMPLES:
+        return {"MIA_AUC": f"the loss-based MIA cross-validates on D_f against D_t and needs at least "
+                           f"{MIN_AUC_SAMPLES} samples of each; the smaller set has {n}"}
+    return {}
+
+
+def loss_mia_auc(model: nn.Module, task: UnlearningTask, folds: int = 5, seed: int = 0) -> float | None:
     """Loss-based MIA: cross-validated ROC AUC (in %) of a logistic regression on per-sample losses telling D_f from
     D_t (chapter 01). 50 means the forget set is indistinguishable from unseen data.
 
     The two sets are balanced by subsampling the larger one, so that the attack cannot win by predicting the
-    majority class.
+    majority class. ``None`` when D_f or D_t holds fewer than :data:`MIN_AUC_SAMPLES` samples (no held-out
+    fold can be scored; :func:`undefined_metrics` gives the reason).
     """
+    if "MIA_AUC" in undefined_metrics(task):
+        return None
     lf = per_sample_loss(model, task.x_forget, task.y_forget)
     lt = per_sample_loss(model, task.x_test, task.y_test)
     n = min(len(lf), len(lt))
@@ -101,7 +124,8 @@ def evaluate(model: nn.Module, task: UnlearningTask, reference: dict | None = No
     """Every metric of the book for ``model`` on ``task``, as a plain dict (chapter 01).
 
     Keys: ``UA`` (100 - accuracy on D_f), ``RA`` (accuracy on D_r), ``TA`` (accuracy on D_t; class-wise: the
-    remaining classes only), ``MIA`` (MIA-Efficacy), ``MIA_AUC`` (loss-based MIA), and, when given,
+    remaining classes only), ``MIA`` (MIA-Efficacy), ``MIA_AUC`` (loss-based MIA; ``None`` when the task leaves
+    it undefined, see :func:`undefined_metrics`), and, when given,
     ``gap`` (Avg. Gap to ``reference``, the retrain oracle's metrics) and ``time_s``.
     """
     out = {

@@ -7,6 +7,8 @@ per-sample gradients (chapter 04) are well defined and their mean equals the bat
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -96,9 +98,21 @@ class ResNet18(nn.Module):
 
 def make_model(name: str, input_shape, num_classes: int, seed: int | None = None) -> nn.Module:
     """Build a model by name (``mlp``, ``cnn``, ``cnn-wide``, ``resnet18``), initialised from ``seed`` (chapter 01)."""
+    key = str(name).lower()
+    if key not in MODELS:
+        raise UnlearnError(f"unknown model {name!r}; use one of {', '.join(MODELS)}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+        raise UnlearnError(f"num_classes must be an integer of at least 2, got {num_classes!r}")
+    try:
+        shape = tuple(int(s) for s in input_shape)
+    except (TypeError, ValueError):
+        raise UnlearnError(f"input_shape must be a tuple of sizes such as (1, 8, 8), got {input_shape!r}") from None
+    if not shape or min(shape) < 1 or (key != "mlp" and len(shape) != 3):
+        raise UnlearnError(f"input_shape {input_shape!r} does not fit model {key!r}; give (C, H, W) of one image "
+                           "with positive sizes (data.input_shape)")
+    num_classes = int(num_classes)
     if seed is not None:
         torch.manual_seed(seed)
-    key = str(name).lower()
     if key == "mlp":
         return MLP(input_shape, num_classes)
     if key == "cnn":

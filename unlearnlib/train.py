@@ -3,8 +3,9 @@
 The original model and the retrain oracle are the two expensive objects of every chapter. Both are cached under
 a hash of everything that determines them (data, forget set, model, recipe, seed), written atomically (a
 temporary file renamed into place, so a crash never leaves half a file under the real name) and loaded with
-``torch.load(..., weights_only=True)``. A cache file that is corrupt, truncated or of another configuration is
-detected, deleted and rebuilt: never a crash, never a wrong model.
+``torch.load(..., weights_only=True)``. Each file stores the SHA-256 of its weights (:func:`state_digest`), checked
+on load. A cache file that is corrupt, truncated, changed in a single bit, of another configuration or holding NaN
+weights is detected, deleted and rebuilt: never a crash, never a wrong model.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import tempfile
 import time
@@ -24,6 +26,7 @@ from tqdm import tqdm  # text bars: they work in terminals, notebooks and the bu
 
 from unlearnlib import config
 from unlearnlib.data import Dataset, UnlearningTask, minibatches
+from unlearnlib.errors import UnlearnError
 from unlearnlib.models import make_model
 
 
@@ -38,6 +41,19 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
 
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+                raise UnlearnError(f"TrainConfig.{name} must be a positive integer, got {v!r}")
+        # ``not (0 < lr < inf)`` also catches NaN, which every ordinary comparison lets through.
+        if isinstance(self.lr, bool) or not isinstance(self.lr, numbers.Real) or not 0 < self.lr < math.inf:
+            raise UnlearnError(f"TrainConfig.lr must be a positive finite number, got {self.lr!r}")
+        for name in ("momentum", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf:
+                raise UnlearnError(f"TrainConfig.{name} must be a non-negative finite number, got {v!r}")
+
     @classmethod
     def from_profile(cls, profile: config.Profile) -> "TrainConfig":
         return cls(model=profile.model, epochs=profile.train_epochs, batch_size=profile.train_batch_size,
@@ -49,6 +65,7 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
     """Train ``model`` in place with SGD + momentum, weight decay and a cosine schedule (chapter 01)."""
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
+    check_labels(model, x, y)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
@@ -62,15 +79,65 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
             opt.step()
             sched.step()
     model.eval()
+    if bool(has_nonfinite(model)):  # one host synchronisation per training run, never per step
+        raise UnlearnError(f"training diverged: the model has NaN or infinite weights after {cfg.epochs} epochs "
+                           f"at lr {cfg.lr}; lower the learning rate")
     return model
+
+
+def has_nonfinite(model: nn.Module) -> torch.Tensor:
+    """A 0-d bool tensor: does any parameter or floating buffer hold a NaN or an infinity? (No host sync.)"""
+    flags = [~torch.isfinite(t).all() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return torch.stack(flags).any() if flags else torch.zeros((), dtype=torch.bool)
+
+
+def check_labels(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse labels that do not fit the model's outputs, before any training (chapter 01).
+
+    Cross-entropy with a label outside 0 .. C-1 is an index error on the CPU and a device-side assert on a GPU;
+    a float label tensor is read as class probabilities. One forward pass of one sample in eval mode (no running
+    statistics change, no dropout mask is drawn, so the training that follows is unchanged) gives C.
+    """
+    if x.dim() < 2 or y.dim() != 1 or x.shape[0] != y.shape[0] or len(y) == 0:
+        raise UnlearnError(f"training needs a batch of inputs [N, ...] and one label per sample [N], got x of shape "
+                           f"{tuple(x.shape)} and y of shape {tuple(y.shape)}")
+    if y.is_floating_point() or y.dtype == torch.bool or y.is_complex():
+        raise UnlearnError(f"labels must be integer classes (torch.long), got dtype {y.dtype}")
+    modes = [(m, m.training) for m in model.modules()]  # restored module by module: a mix stays a mix
+    model.eval()
+    with torch.no_grad():
+        out = model(x[:1])
+    for m, mode in modes:
+        m.training = mode
+    if out.dim() != 2:
+        raise UnlearnError(f"the model's outputs have shape {tuple(out.shape)}; expected logits [N, C]")
+    if bool((y.min() < 0) | (y.max() >= out.shape[1])):
+        raise UnlearnError(f"labels must lie in 0 .. {out.shape[1] - 1} (the model has {out.shape[1]} outputs); "
+                           "the class count of the data and of the model must match")
 
 
 def _key(**parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict: every entry's name, dtype, shape and raw bytes, in sorted order (chapter 01).
+
+    Stored beside the weights in a cache file and recomputed on load: a flipped bit inside a tensor is not seen
+    by ``torch.load`` (its archive format keeps no checksum of the tensor data) and would silently change every
+    number computed from the model.
+    """
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def save_atomic(obj, path: Path) -> None:
-    """Write ``obj`` with ``torch.save`` to a temporary file in the same folder, then rename it into place."""
+    """Write ``obj`` with ``torch.save`` to a temporary file in the same folder, flush it to disk, then rename it
+    into place: readers see the old file or the whole new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
@@ -88,8 +155,10 @@ def load_checked(path: Path, key: str, model: nn.Module) -> dict | None:
     """Load a cache entry into ``model`` if it is intact and of configuration ``key``; else delete it, ``None``.
 
     Safe loading (``weights_only=True``) refuses anything but tensors and plain containers; a truncated or
-    corrupt file raises inside ``torch.load``; a file of another configuration (a hash collision of file names,
-    or a hand-copied file) has the wrong ``key``; a file of another architecture fails ``load_state_dict``.
+    corrupt archive raises inside ``torch.load``; a file of another configuration (a hash collision of file names,
+    or a hand-copied file) has the wrong ``key``; changed tensor bytes fail the SHA-256 of :func:`state_digest`
+    (a file written without one, by an older version, is rebuilt too); NaN or infinite weights, which no trained
+    model of the cache can have, are evicted as well; a file of another architecture fails ``load_state_dict``.
     """
     if not path.exists():
         return None
@@ -97,17 +166,30 @@ def load_checked(path: Path, key: str, model: nn.Module) -> dict | None:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(blob, dict) or blob.get("key") != key:
             raise ValueError("configuration key mismatch")
-        model.load_state_dict(blob["state_dict"], strict=True)
+        state = blob["state_dict"]
+        if not isinstance(state, dict) or blob.get("sha256") != state_digest(state):
+            raise ValueError("checksum mismatch")
+        if any(t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in state.values()):
+            raise ValueError("non-finite weights")
+        model.load_state_dict(state, strict=True)
         return blob.get("meta", {})
     except Exception:
         path.unlink(missing_ok=True)
         return None
 
 
+def _cache_folder() -> Path:
+    try:
+        return config.cache_dir()
+    except OSError as exc:  # UNLEARN_CACHE names a file, or a path below a file, or an unwritable place
+        raise UnlearnError(f"the model cache {exc.filename or '(UNLEARN_CACHE)'} is not a usable folder "
+                           f"({type(exc).__name__}); set UNLEARN_CACHE to a folder") from None
+
+
 def _cached_train(key_parts: dict, name: str, build, x, y, cfg: TrainConfig, seed: int, device, progress: bool,
                   use_cache: bool):
     key = _key(**key_parts)
-    path = config.cache_dir() / f"{name}-{key}.pt"
+    path = _cache_folder() / f"{name}-{key}.pt" if use_cache else None
     model = build().to(device)
     meta = load_checked(path, key, model) if use_cache else None
     if meta is not None:
@@ -123,7 +205,8 @@ def _cached_train(key_parts: dict, name: str, build, x, y, cfg: TrainConfig, see
     model.train_time_s = elapsed
     if use_cache:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save_atomic({"key": key, "state_dict": state, "meta": {"train_time_s": elapsed}}, path)
+        save_atomic({"key": key, "state_dict": state, "sha256": state_digest(state),
+                     "meta": {"train_time_s": elapsed}}, path)
     return model
 
 

@@ -9,8 +9,11 @@ post-step hooks (masks) and the stopping rule.
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm  # text bars: they work in terminals, notebooks and the built book alike
@@ -18,6 +21,7 @@ from tqdm import tqdm  # text bars: they work in terminals, notebooks and the bu
 from unlearnlib.data import UnlearningTask, cycle_batches
 from unlearnlib.errors import UnlearnError
 from unlearnlib.metrics import accuracy
+from unlearnlib.train import has_nonfinite
 
 StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
@@ -69,8 +73,20 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
         raise UnlearnError(f"over must be 'forget' or 'retain', got {over!r}")
     if len(task.forget_idx) == 0:
         raise UnlearnError("the forget set is empty; there is nothing to unlearn")
-    if lr <= 0 or epochs <= 0 or batch_size <= 0:
-        raise UnlearnError(f"lr, epochs and batch_size must be positive (got {lr}, {epochs}, {batch_size})")
+    # ``not x > 0`` rather than ``x <= 0``: NaN fails every comparison and would pass the latter.
+    if (not _is_real(lr) or not _is_real(epochs) or not 0 < lr < math.inf or not 0 < epochs < math.inf
+            or not _is_int(batch_size) or batch_size < 1):
+        raise UnlearnError(f"lr, epochs and batch_size must be positive (got {lr}, {epochs}, {batch_size}); "
+                           "lr and epochs finite numbers, batch_size an integer")
+    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+        if not _is_real(value) or not 0 <= value < math.inf:
+            raise UnlearnError(f"{name} must be a non-negative finite number, got {value!r}")
+    if steps is not None and (not _is_int(steps) or steps < 1):
+        raise UnlearnError(f"steps must be a positive integer (or None to use epochs), got {steps!r}")
+    if check_every is not None and (not _is_int(check_every) or check_every < 1):
+        raise UnlearnError(f"check_every must be a positive integer (or None: once per pass), got {check_every!r}")
+    check_stop_at(stop_at, "stop_at")
+    check_model(model, task)
     device = next(model.parameters()).device
     target = forget_target(task, model) if stop_at == "auto" else stop_at
     model = fresh_copy(model)
@@ -109,6 +125,45 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
                 break
     model.eval()
     return model
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+
+def check_stop_at(value, name: str = "stop_at") -> None:
+    """A stopping target is ``None``, ``"auto"`` or a forget accuracy in % (a real number, not NaN)."""
+    if value is None or (isinstance(value, str) and value == "auto"):
+        return
+    if not _is_real(value) or math.isnan(value):
+        raise UnlearnError(f"{name} must be None, 'auto' or a forget accuracy in % (e.g. 10.0), got {value!r}")
+
+
+def check_model(model: nn.Module, task: UnlearningTask) -> None:
+    """Refuse a model with NaN or infinite weights, or whose outputs do not match the task's classes.
+
+    One forward pass of one sample in eval mode (no running statistic changes, no dropout mask is drawn) and one
+    host synchronisation per call, never per step.
+    """
+    if bool(has_nonfinite(model)):
+        raise UnlearnError("the model has NaN or infinite weights; it diverged earlier: start from a finite model "
+                           "(retrain it, or lower the learning rate that produced it)")
+    first = next(model.parameters())
+    # In the model's own dtype: this check must not add a dtype error of its own (a float64 model is legitimate).
+    x1 = task.data.x_train[:1].to(first.device, first.dtype if first.is_floating_point() else None)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    with torch.no_grad():
+        out = model(x1)
+    for m, mode in modes:
+        m.training = mode
+    if out.dim() != 2 or out.shape[1] != task.data.num_classes:
+        raise UnlearnError(f"the model has outputs of shape {tuple(out.shape[1:])} but the task has "
+                           f"{task.data.num_classes} classes; build the model with data.num_classes outputs")
 
 
 def _masked_step(model: nn.Module, opt: torch.optim.Optimizer, masks: dict[str, torch.Tensor]) -> None:

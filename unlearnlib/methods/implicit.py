@@ -15,6 +15,7 @@ from torch import nn
 from unlearnlib.data import UnlearningTask
 from unlearnlib.errors import UnlearnError
 from unlearnlib.methods._loop import run_unlearning, to_host
+from unlearnlib.methods.surgery import RL_LR, forget_objective
 
 
 def dual_step(lam: torch.Tensor, loss_before: torch.Tensor, loss_after: torch.Tensor, lr: float, eps: float,
@@ -45,7 +46,7 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
                      dual_lr: float = 10.0, lam0: float = 0.0, batch_size: int = 32, seed: int = 0,
                      stop_at: float | str | None = "auto", check_every: int | None = 1, history: list | None = None,
                      post_step: Callable[[nn.Module, torch.optim.Optimizer], None] | None = None,
-                     **kw) -> nn.Module:
+                     objective: str = "ascent", max_norm: float | None = None, **kw) -> nn.Module:
     """Implicit gradient surgery (Zhou et al., arXiv 2510.22124): the multiplier λ by projected dual ascent from the
     *measured* change of the retain loss, so one backward pass per step (chapter 06).
 
@@ -96,9 +97,18 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
     the retain gradient of the batch is large (chapter 06).
     A negative ε demands a retain improvement at every step, the sign of the official code's ``error``; the rule
     prefers it here as it does for ``unilateral_surgery`` (chapter 05).
+
+    ``objective="random_label"`` replaces −CE_f by the cross-entropy against labels redrawn every step among the
+    other classes (:func:`~unlearnlib.methods.surgery.forget_objective`); ``max_norm``, if given, clips the
+    gradient of L_f + λ L_r to that norm before the optimiser step. Both are the paper's classification setting
+    (:func:`implicit_surgery_rl`).
     """
     if dual_lr < 0 or lam0 < 0 or not math.isfinite(eps):
         raise UnlearnError(f"dual_lr and lam0 must be non-negative and eps finite (got {dual_lr}, {lam0}, {eps})")
+    if max_norm is not None and not max_norm > 0:
+        raise UnlearnError(f"max_norm must be positive or None, got {max_norm}")
+    rl = forget_objective(objective, task.data.num_classes, seed)
+    forget_loss = rl or (lambda logits, y: -nn.functional.cross_entropy(logits, y))
     lam = torch.tensor(float(lam0), device=next(model.parameters()).device)
     probe: dict = {}
 
@@ -107,7 +117,13 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
         lam = lam.to(xf.device)
         logits = m(torch.cat([xf, xr]))
         loss_r = nn.functional.cross_entropy(logits[len(xf):], yr)
-        (-nn.functional.cross_entropy(logits[:len(xf)], yf) + lam * loss_r).backward()
+        (forget_loss(logits[:len(xf)], yf) + lam * loss_r).backward()
+        if max_norm is not None:  # clip after the surgery, as the official code does; no host sync
+            grads = [p.grad for p in m.parameters() if p.requires_grad]
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g_) for g_ in grads]))
+            scale = max_norm / norm.clamp_min(max_norm)
+            for g_ in grads:
+                g_.mul_(scale)
         probe.update(x=xr, y=yr, before=loss_r.detach())
 
     def dual_update(m, opt):
@@ -126,3 +142,21 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
     if history is not None:
         to_host(history, start)
     return out
+
+
+def implicit_surgery_rl(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: float = RL_LR,
+                        eps: float = 0.0, max_norm: float = 1.0, **kw) -> nn.Module:
+    """Implicit surgery in the paper's classification setting (arXiv 2510.22124, official code) (chapter 06).
+
+    :func:`implicit_surgery` with the random-label forget objective, a non-negative tolerance ε (default 0) and
+    the gradient clipped to norm ``max_norm`` = 1 after the surgery. The official code drops the retain term
+    while its multiplier is negative and lets the multiplier drift on below 0; we keep the projection
+    λ ← max(0, ·), which takes the same steps while the multiplier is negative but restarts it from 0.
+    ε < 0 is refused: it is the book's variant (``implicit_surgery``). Learning rate as for
+    :func:`~unlearnlib.methods.surgery.unilateral_surgery_rl`.
+    """
+    if not eps >= 0:
+        raise UnlearnError(f"implicit_surgery_rl takes eps >= 0 (the paper's setting), got {eps}; "
+                           "a negative tolerance is the book's implicit_surgery")
+    return implicit_surgery(model, task, epochs=epochs, lr=lr, eps=eps, objective="random_label",
+                            max_norm=max_norm, **kw)

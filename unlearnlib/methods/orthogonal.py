@@ -15,8 +15,8 @@ from torch import nn
 
 from unlearnlib.data import UnlearningTask
 from unlearnlib.errors import UnlearnError
-from unlearnlib.grads import (flatten_batched, loss_grad, per_sample_grads, per_sample_grads_loop,
-                              project_orthogonal, trainable)
+from unlearnlib.grads import (check_trainable_per_sample, flatten_batched, loss_grad, per_sample_grads,
+                              per_sample_grads_loop, project_orthogonal, trainable)
 from unlearnlib.methods._loop import run_unlearning, set_grads
 
 SCOPES = ("global", "tensor")
@@ -55,7 +55,8 @@ def orthograd(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: fl
     would undo the orthogonality). ``history``, if a list, receives ‖g_u^⊥‖ / ‖g_u‖ of every step, as floats
     once the run is over (no host synchronisation inside the loop). Pass ``retain_positions`` (see
     :func:`~unlearnlib.methods._loop.run_unlearning`) to restrict the retain batches to a small subset of D_r,
-    the setting the paper assumes.
+    the setting the paper assumes. A model with BatchNorm or Dropout is refused with ``mode="per_sample"``: its
+    per-sample gradients in training mode are not defined (:func:`~unlearnlib.grads.check_trainable_per_sample`).
     """
     if mode not in ("per_sample", "mean"):
         raise UnlearnError(f"unknown OrthoGrad mode {mode!r}; use 'per_sample' or 'mean'")
@@ -65,6 +66,8 @@ def orthograd(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: fl
         raise UnlearnError(f"unknown OrthoGrad scope {scope!r}; use 'global' or 'tensor'")
     if not 0 <= alpha < 1:
         raise UnlearnError(f"alpha must lie in [0, 1), got {alpha}")
+    if mode == "per_sample":
+        check_trainable_per_sample(model, "orthograd")
     per_sample_fn = per_sample_grads if per_sample == "vmap" else per_sample_grads_loop
     sizes = [p.numel() for p in trainable(model).values()]
     ratios: list[torch.Tensor] = []

@@ -18,7 +18,7 @@ from torch import nn
 
 from unlearnlib.data import UnlearningTask, minibatches
 from unlearnlib.grads import trainable
-from unlearnlib.methods._loop import MaskKeeper, ce, forget_target, other_labels, run_unlearning
+from unlearnlib.methods._loop import MaskKeeper, ce, check_stop_at, forget_target, other_labels, run_unlearning
 from unlearnlib.metrics import accuracy
 
 
@@ -41,6 +41,7 @@ def scrub(model: nn.Module, task: UnlearningTask, epochs: int = 5, max_epochs: i
     after every max step: the collapse is abrupt) reaches ``stop_max_at`` (``"auto"``: the oracle-free target of
     :func:`~unlearnlib.methods._loop.forget_target`); the max steps left over become min steps.
     """
+    check_stop_at(stop_max_at, "stop_max_at")
     teacher = copy.deepcopy(model).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
