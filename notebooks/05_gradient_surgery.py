@@ -1407,7 +1407,7 @@ for m, t in times.items():
 # From the count one expects a surgery step to cost about two GA steps, about as much as a NegGrad+ step. The
 # flattening and the inner products are $O(P)$, small next to a backward pass. The repository tracks a target of
 # at most 2.5 GA steps for both methods with its step-cost benchmark; the figures it measured on a CPU (about
-# 2.1 GA steps for both, within the target) are in `benchmarks/`. Per *run* the step counts of section 5.5 matter too. Unilateral surgery stops after about
+# 2 GA steps for both, within the target) are in `benchmarks/`. Per *run* the step counts of section 5.5 matter too. Unilateral surgery stops after about
 # as many steps as GA, so a run costs about twice as much. PCGrad, like NegGrad+, iterates over retain batches and
 # takes more steps than GA:
 
