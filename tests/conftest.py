@@ -81,6 +81,32 @@ def oracle(class_task, cfg, isolated_cache):
     return retrained_model(class_task, cfg, seed=0, device="cpu", progress=False)
 
 
+@pytest.fixture(scope="module")
+def mlp_class_setting():
+    """(digits, its class-3 task of seed 0, a fresh MLP): the small setting of the method unit tests."""
+    from unlearnlib import data, models
+
+    d = data.load_dataset("digits")
+    task = data.make_task(d, "class", forget_class=3, seed=0)
+    model = models.make_model("mlp", d.input_shape, d.num_classes, seed=0)
+    return d, task, model
+
+
+@pytest.fixture
+def count_training(monkeypatch):
+    """Count the calls of ``unlearnlib.train.train_model`` (still training for real)."""
+    from unlearnlib import train as train_mod
+
+    calls = []
+    real = train_mod.train_model
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(train_mod, "train_model", counting)
+    return calls
+
+
 def state_of(model) -> dict:
     """A detached copy of a model's state dict, to compare before/after."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -15,7 +15,6 @@ from torch import nn
 
 from conftest import same_state, state_of
 from unlearnlib import UnlearnError
-from unlearnlib import train as train_mod
 from unlearnlib.config import get_profile
 from unlearnlib.data import from_arrays, make_task, minibatches
 from unlearnlib.grads import (harmonize, pcgrad, per_sample_grads, per_sample_grads_loop,
@@ -357,18 +356,6 @@ def fresh(data):
     return state_of(original_model(data, TINY, seed=0, device="cpu", progress=False, use_cache=False))
 
 
-@pytest.fixture
-def trainings(monkeypatch):
-    calls = []
-    real = train_mod.train_model
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(train_mod, "train_model", counting)
-    return calls
-
-
 def _overwrite_inside_a_tensor(path, state, name, new_bytes):
     """Replace bytes in the middle of tensor ``name``'s data inside the cache file, leaving the archive valid."""
     raw = bytearray(path.read_bytes())
@@ -381,7 +368,7 @@ def _overwrite_inside_a_tensor(path, state, name, new_bytes):
 
 
 @pytest.mark.parametrize("damage", ["flipped-bit", "nan"])
-def test_changed_bytes_inside_a_cache_file_are_rebuilt(damage, data, cache, trainings, fresh):
+def test_changed_bytes_inside_a_cache_file_are_rebuilt(damage, data, cache, count_training, fresh):
     original_model(data, TINY, seed=0, device="cpu", progress=False)
     (path,) = cache.glob("original-*.pt")
     state = torch.load(path, weights_only=True)["state_dict"]
@@ -394,12 +381,12 @@ def test_changed_bytes_inside_a_cache_file_are_rebuilt(damage, data, cache, trai
     damaged = torch.load(path, weights_only=True)["state_dict"]
     assert not torch.equal(damaged[name], state[name], ) and not same_state(damaged, state)
     again = original_model(data, TINY, seed=0, device="cpu", progress=False)
-    assert len(trainings) == 2 and same_state(state_of(again), fresh)
+    assert len(count_training) == 2 and same_state(state_of(again), fresh)
     third = original_model(data, TINY, seed=0, device="cpu", progress=False)  # the rebuilt entry is used
-    assert len(trainings) == 2 and same_state(state_of(third), fresh)
+    assert len(count_training) == 2 and same_state(state_of(third), fresh)
 
 
-def test_nan_weights_with_a_matching_checksum_are_evicted(data, cache, trainings, fresh):
+def test_nan_weights_with_a_matching_checksum_are_evicted(data, cache, count_training, fresh):
     original_model(data, TINY, seed=0, device="cpu", progress=False)
     (path,) = cache.glob("original-*.pt")
     blob = torch.load(path, weights_only=True)
@@ -407,17 +394,17 @@ def test_nan_weights_with_a_matching_checksum_are_evicted(data, cache, trainings
     blob["sha256"] = state_digest(blob["state_dict"])
     torch.save(blob, path)
     again = original_model(data, TINY, seed=0, device="cpu", progress=False)
-    assert len(trainings) == 2 and same_state(state_of(again), fresh)
+    assert len(count_training) == 2 and same_state(state_of(again), fresh)
 
 
-def test_cache_file_without_checksum_is_rebuilt(data, cache, trainings, fresh):
+def test_cache_file_without_checksum_is_rebuilt(data, cache, count_training, fresh):
     original_model(data, TINY, seed=0, device="cpu", progress=False)
     (path,) = cache.glob("original-*.pt")
     blob = torch.load(path, weights_only=True)
     del blob["sha256"]
     torch.save(blob, path)
     again = original_model(data, TINY, seed=0, device="cpu", progress=False)
-    assert len(trainings) == 2 and same_state(state_of(again), fresh)
+    assert len(count_training) == 2 and same_state(state_of(again), fresh)
 
 
 def test_cache_path_that_is_a_file_is_one_error_line(data, tmp_path, monkeypatch):

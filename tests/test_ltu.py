@@ -12,10 +12,10 @@ from sklearn.metrics import roc_auc_score
 from torch.func import grad, jvp
 
 from conftest import same_state, state_of
-from unlearnlib import UnlearnError, data, grads, models
+from unlearnlib import UnlearnError, grads, models
 from unlearnlib.methods import get_method
 from unlearnlib.methods.lookahead import functional_loss
-from unlearnlib.methods.meta_learning import (MembershipModel, harmonized_update, ltu, ltu_meta_gradients,
+from unlearnlib.methods.meta_learning import (harmonized_update, ltu, ltu_meta_gradients,
                                               membership_loss, retain_subset, split_support_query,
                                               train_membership_model)
 
@@ -23,11 +23,8 @@ ltu_module = importlib.import_module("unlearnlib.methods.meta_learning")
 
 
 @pytest.fixture(scope="module")
-def setting():
-    d = data.load_dataset("digits")
-    task = data.make_task(d, "class", forget_class=3, seed=0)
-    model = models.make_model("mlp", d.input_shape, d.num_classes, seed=0)
-    return d, task, model
+def setting(mlp_class_setting):
+    return mlp_class_setting
 
 
 def _rows(x: torch.Tensor) -> set:

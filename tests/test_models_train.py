@@ -80,19 +80,6 @@ def private_cache(tmp_path, monkeypatch):
     return cache
 
 
-@pytest.fixture
-def count_training(monkeypatch):
-    """Count the calls of train_model (still training for real)."""
-    calls = []
-    real = train_mod.train_model
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-    monkeypatch.setattr(train_mod, "train_model", counting)
-    return calls
-
-
 @pytest.fixture(scope="module")
 def tiny_fresh(data):
     """The TINY original model trained without any cache: what a rebuilt cache entry must equal."""

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unlearnlib import UnlearnError, data, models
+from unlearnlib import UnlearnError
 from unlearnlib.grads import flatten, trainable, unilateral_surgery as unilateral_direction
 from unlearnlib.methods import REGISTRY, get_method
 from unlearnlib.methods._loop import other_labels
@@ -21,11 +21,8 @@ U32 = torch.finfo(torch.float32).eps
 
 
 @pytest.fixture(scope="module")
-def setting():
-    d = data.load_dataset("digits")
-    task = data.make_task(d, "class", forget_class=3, seed=0)
-    model = models.make_model("mlp", d.input_shape, d.num_classes, seed=0)
-    return d, task, model
+def setting(mlp_class_setting):
+    return mlp_class_setting
 
 
 def defaults(name):
