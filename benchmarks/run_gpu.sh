@@ -5,7 +5,9 @@
 #   2. tests/test_cuda.py (every method, per-sample gradients, the projection, chapter 02 on the GPU) and
 #      tests/test_device_clean.py (devices and host syncs, on the meta device);
 #   3. one chapter (05) executed at ci sizes on the GPU;
-#   4. the step-cost benchmark of the surgery methods on the GPU (CNN and ResNet-18).
+#   4. the step-cost benchmark on the GPU, every per-sample route (per-layer, vmap; the Python loop for the CNN):
+#      the CNN at B = 32 (digits) and ResNet-18 on 32x32 inputs at B = 32 and B = 128 (a synthetic .npz of random
+#      images: time and memory do not depend on the pixel values), with the peak CUDA memory of each method.
 # Usage, from the repository root of a copy of the working tree:
 #     bash benchmarks/run_gpu.sh [OUTDIR]   (or OUT=OUTDIR; default benchmarks/gpu: JSON, logs, the device name)
 # No virtual environment is needed: it uses the first python that imports torch ($PYTHON, .venv, python3,
@@ -42,7 +44,7 @@ step "device"
 } 2>&1 | tee "$OUT/device.txt" | tee -a "$LOG"
 
 step "tests: test_cuda.py and test_device_clean.py"
-if timeout 200 "$PY" -m pytest tests/test_cuda.py tests/test_device_clean.py -q -p no:cacheprovider \
+if timeout 130 "$PY" -m pytest tests/test_cuda.py tests/test_device_clean.py -q -p no:cacheprovider \
         --junitxml="$OUT/tests.xml" 2>&1 | tee -a "$LOG"; then record tests ok; else record tests failed; fi
 
 step "chapter 05 at ci sizes on the GPU"
@@ -54,15 +56,25 @@ t = time.time()
 nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": "notebooks"}}).execute()
 print(f"{sys.argv[1]} executed on the GPU in {time.time() - t:.0f} s")
 PYEOF
-if timeout 150 "$PY" "$OUT/run_chapter.py" notebooks/05_gradient_surgery.py 2>&1 | tee -a "$LOG"; then
+if timeout 90 "$PY" "$OUT/run_chapter.py" notebooks/05_gradient_surgery.py 2>&1 | tee -a "$LOG"; then
     record chapter_05 ok; else record chapter_05 failed; fi
 
 step "step cost on the GPU"
-SURGERY=ga,neggrad_plus,pcgrad,unilateral_surgery,implicit_surgery,orthograd
-for model in cnn resnet18; do
-    if timeout 60 "$PY" -m unlearnlib.bench --step-cost --device cuda --model $model --batch-size 32 \
-            --methods "$SURGERY" --out "$OUT/step_cost_cuda_${model}_b32.json" 2>&1 | tee -a "$LOG"; then
-        record "step_cost_$model" ok; else record "step_cost_$model" failed; fi
+"$PY" - "$OUT/synthetic32.npz" <<'PYEOF'
+import sys
+import numpy as np
+r = np.random.default_rng(0)
+np.savez(sys.argv[1], x_train=r.integers(0, 256, (2048, 32, 32, 3), dtype=np.uint8), y_train=r.integers(0, 10, 2048),
+         x_test=r.integers(0, 256, (256, 32, 32, 3), dtype=np.uint8), y_test=r.integers(0, 10, 256))
+PYEOF
+# the per-sample methods and their bases; the [vmap] and [loop] variants are added by the benchmark itself
+COST=ga,neggrad_plus,orthograd,masked:ga,masked:neggrad_plus
+for spec in "cnn 32 digits 50" "resnet18 32 $OUT/synthetic32.npz 70" "resnet18 128 $OUT/synthetic32.npz 130"; do
+    set -- $spec
+    if timeout "$4" "$PY" -m unlearnlib.bench --step-cost --device cuda --model "$1" --batch-size "$2" \
+            --dataset "$3" --methods "$([ "$1" = cnn ] && echo "$COST" || echo ga,orthograd,masked:ga)" \
+            --out "$OUT/step_cost_cuda_${1}_b${2}.json" 2>&1 | tee -a "$LOG"; then
+        record "step_cost_${1}_b${2}" ok; else record "step_cost_${1}_b${2}" failed; fi
 done
 
 # One JSON that says where it ran and how each step ended (the step-cost JSONs hold the timings).

@@ -86,8 +86,12 @@ from unlearnlib.data import load_dataset, make_task
 from unlearnlib.experiment import compare_methods, format_table
 from unlearnlib.grads import (
     RANK_RTOL_EPS,
+    flatten,
     flatten_batched,
+    gram_coefficients,
     loss_grad,
+    per_sample_bytes,
+    per_sample_factors,
     per_sample_grads,
     per_sample_grads_loop,
     project_orthogonal,
@@ -170,7 +174,7 @@ print(task.describe(), f"| P = {P:,d} trainable parameters")
 # $$ (eq-07-rate)
 #
 # so a step of OrthoGrad forgets $\rho^2$ times as fast as a GA step of the same learning rate. We call $\rho$ the
-# **preserved-signal ratio** and record it along every run (§7.8).
+# **preserved-signal ratio** and record it along every run (§7.9).
 #
 # **The update.** OrthoGrad adds a descent step on the retain batch and mixes the two with a weight $\alpha$:
 #
@@ -859,7 +863,7 @@ assert orth_residual(tensor_dir, G, g_u) < tol32 and rho_tensor < rho_global
 
 # %% [markdown]
 # We
-# measure what the per-tensor scope does to a whole run in the experiment of §7.8 (`orthograd[5%,tensor]`).
+# measure what the per-tensor scope does to a whole run in the experiment of §7.9 (`orthograd[5%,tensor]`).
 # The abstract does not say which scope the method uses ("the orthogonal complement of the per-sample retain
 # gradients" reads naturally as the global one, but does not decide it). `unlearnlib` defaults to the global
 # scope, our choice, because it is the projection the derivation of §7.1 asks for and it keeps more of $g_u$;
@@ -1012,6 +1016,242 @@ assert (streamed[torch.float64] - qr_out).norm() < tol32 * g_u.norm()
 assert orth_residual(streamed[torch.float32], G, g_u) > 10 * orth_residual(
     qr_out, G, g_u
 )
+
+# %% [markdown]
+#
+# ## Per-sample work without per-sample gradients
+#
+# Gram streaming still forms every per-sample gradient, one group at a time, with two backward passes per group.
+# A closer look at where a per-sample gradient comes from removes the per-sample gradients altogether, and with
+# them most of the cost. The idea is old: Goodfellow {cite}`goodfellow2015perexample` computed per-example
+# gradient norms this way, differentially private training uses it to clip per-sample gradients ("ghost
+# clipping", {cite}`li2022ghost`; for convolutions {cite}`bu2022mixedghost`), and BackPACK
+# {cite}`dangel2020backpack` builds per-coordinate second moments from the same pieces.
+#
+# **The outer-product structure.** A linear layer maps its input $a \in \mathbb R^D$ to $z = Wa \in \mathbb R^p$.
+# In a convolution the same $W$ (the kernel, flattened to $p = C_\text{out}$ rows and $D = C_\text{in} k_h k_w$
+# columns) is applied at every output position $t = 1, \dots, T$ to the input patch $a_t$ under the kernel; a
+# Linear layer on vectors has $T = 1$. By the chain rule the gradient of sample $i$'s loss with respect to $W$ is
+#
+# $$
+# g_i = \sum_{t=1}^{T} b_{i,t}\, a_{i,t}^\top, \qquad b_{i,t} = \frac{\partial \ell_i}{\partial z_{i,t}},
+# $$ (eq-07-outer)
+#
+# a sum of $T$ outer products of things a batch forward and backward pass computes anyway: the layer's inputs
+# (which autograd keeps) and the gradients with respect to its outputs (which it passes through). Everything
+# OrthoGrad needs is an inner product of such sums, and an inner product of outer products factorises,
+# $\langle b a^\top, b' a'^\top \rangle = (a \cdot a')(b \cdot b')$:
+#
+# $$
+# \langle g_i, g_j \rangle = \sum_{t,s} (a_{i,t} \cdot a_{j,s})\,(b_{i,t} \cdot b_{j,s}), \qquad
+# \langle g_i, V \rangle = \sum_t b_{i,t}^\top V a_{i,t}, \qquad
+# \sum_i c_i\, g_i = \sum_{i,t} c_i\, b_{i,t}\, a_{i,t}^\top .
+# $$ (eq-07-ghost)
+#
+# The first is the Gram matrix $K = GG^\top$, one layer's share of it; the second gives $d = G g_u$; the third
+# is the weight gradient of the weighted loss $\sum_i c_i \ell_i$, i.e. one ordinary weight-gradient computation
+# with the output gradients scaled by $c_i$. Summed over layers, $K$ and $d$ are what the projection needs (§7.2,
+# {eq}`eq-07-four-forms`): $c = K^+ d$ and $g_u^\perp = g_u - G^\top c$. And the whole OrthoGrad update
+# {eq}`eq-07-update` is a single such combination:
+#
+# $$
+# \alpha\,\bar g_r - (1-\alpha)\,g_u^\perp = G^\top\!\Big(\tfrac{\alpha}{B}\mathbf 1 + (1-\alpha)\,c\Big) - (1-\alpha)\,g_u .
+# $$ (eq-07-one-combination)
+#
+# GroupNorm's scale and shift have per-sample gradients of only $C$ numbers each ($\sum$ over positions of
+# $b \circ \hat x$ and of $b$, with $\hat x$ the normalised input), and so do biases; those are formed directly.
+#
+# **Counting operations.** For one layer, with $B$ samples, the ghost form {eq}`eq-07-ghost` costs about
+# $B^2T^2(D + p)$ multiply-adds for $K$ (all pairs of positions of all pairs of samples). Forming the layer's
+# per-sample gradients from {eq}`eq-07-outer` costs $BTDp$, and their Gram matrix $B^2Dp$. Neither wins everywhere:
+# the ghost form is cheaper exactly when
+#
+# $$
+# B\,T^2 (D + p) < T D p + B D p ,
+# $$ (eq-07-crossover)
+#
+# which for $T \ll B$ is roughly $T < \sqrt{Dp/(D+p)}$: few positions and wide layers. Linear layers on vectors
+# ($T = 1$) are always ghost; an early convolution over a large image (large $T$, few channels) is cheaper
+# materialised, *one layer at a time*, so that only that layer's $B \times Dp$ block ever exists. This per-layer
+# choice is the "mixed" ghost clipping of {cite}`bu2022mixedghost`. The memory follows the same pattern: the ghost
+# form holds $B^2T^2$ numbers per layer, the materialised one $BDp$.
+#
+# We check {eq}`eq-07-outer` and {eq}`eq-07-ghost` from scratch on two layers of the trained CNN (the head, a
+# Linear layer, and the last convolution), in float64 so that the comparison with `vmap` is exact up to float64
+# rounding (relative $10^{-16}\sqrt{K}$ for reductions of length $K \le 10^4$; we allow $10^{-10}$).
+
+
+# %%
+def my_layer_factors(model, x, y, layer):
+    """Inputs a [B, T, D] and output gradients b [B, T, p] of one Linear or Conv2d
+    layer: one forward pass with a hook, one backward pass to the layer's output."""
+    seen = {}
+    hook = layer.register_forward_hook(
+        lambda mod, inp, out: seen.update(x=inp[0].detach(), out=out)
+    )
+    try:  # the summed loss: row i of b is the gradient of sample i's own loss
+        loss = F.cross_entropy(model(x), y, reduction="sum")
+    finally:
+        hook.remove()
+    (dy,) = torch.autograd.grad(loss, seen["out"])
+    if isinstance(layer, torch.nn.Conv2d):  # the patches under the kernel, one per row
+        a = F.unfold(
+            seen["x"], layer.kernel_size, layer.dilation, layer.padding, layer.stride
+        ).transpose(1, 2)
+        return a, dy.flatten(2).transpose(1, 2)
+    return seen["x"][:, None], dy[:, None]  # T = 1
+
+
+def my_ghost_gram(a, b):
+    """(eq-07-ghost): <g_i, g_j> = sum_{t,s} (a_it . a_js)(b_it . b_js), no g_i."""
+    aa = torch.einsum("itd,jsd->itjs", a, a)
+    bb = torch.einsum("itp,jsp->itjs", b, b)
+    return (aa * bb).sum((1, 3))
+
+
+m64 = copy.deepcopy(m0).double()
+G64 = flatten_batched(per_sample_grads(m64, xr.double(), yr))
+offsets = dict(zip(names_p, np.cumsum([0] + sizes[:-1]).tolist()))
+for label, layer, name in (
+    ("head (Linear)", m64.head, "head.weight"),
+    ("last convolution", m64.features[6], "features.6.weight"),
+):
+    a, b = my_layer_factors(m64, xr.double(), yr, layer)
+    block = G64[:, offsets[name] : offsets[name] + layer.weight.numel()]
+    # (eq-07-outer): one layer's per-sample gradients from its factors
+    per_sample = torch.einsum("btp,btd->bpd", b, a).reshape(len(yr), -1)
+    err_g = ((per_sample - block).norm() / block.norm()).item()
+    K_vmap = block @ block.T
+    err_k = ((my_ghost_gram(a, b) - K_vmap).norm() / K_vmap.norm()).item()
+    print(
+        f"{label:17s} T = {a.shape[1]:2d}, D = {a.shape[2]:3d}, p = {b.shape[2]:2d}: "
+        f"outer products vs vmap {err_g:.1e}, ghost Gram vs vmap {err_k:.1e}"
+    )
+    assert err_g < 1e-10 and err_k < 1e-10
+
+# %% [markdown]
+# The library's version is {func}`~unlearnlib.grads.per_sample_factors`. Its forward hooks keep the inputs of
+# every Linear, Conv2d and GroupNorm layer. One backward pass then goes to the layer outputs; no parameter
+# gradient is formed in it. Per layer it picks the form by {eq}`eq-07-crossover`. Parameters of any other module
+# are given to `vmap`, restricted to those parameters. Its `gram_dots` accumulates $K$ and $d$ in float64, for
+# the reason of §7.7. It keeps a materialised layer's block (up to a memory budget), so that the final combination
+# costs $BDp$ instead of a weight-gradient pass. {func}`~unlearnlib.grads.gram_coefficients` solves $c = K^+d$ by
+# an eigendecomposition of $K$. It cuts eigenvalues at $(100u)^2\lambda_{\max}$, the square of the QR route's cut
+# on singular values. That cut is sound here because $K$ is the float64 Gram matrix of the float32 per-sample
+# gradients, accurate to about $10^{-16}\lambda_{\max}$, far below it. Here is the choice it makes for every layer
+# of the CNN and of ResNet-18 at the batch sizes of this chapter. The crossover is plotted over layer shapes: the
+# ratio of the two operation counts for a $3\times3$ convolution with $C$ channels in and out, against the number
+# of positions $T$. The layers of the two models are marked.
+
+
+# %%
+def ghost_ops(B, T, D, p):
+    return B * B * T * T * (D + p)
+
+
+def materialised_ops(B, T, D, p):
+    return B * T * D * p + B * B * D * p
+
+
+def layer_shapes(name, shape, b):
+    """(weight name, T, D, p, form) of every factored layer, from shapes only."""
+    model = make_model(name, shape, 10).to("meta")
+    fac = per_sample_factors(
+        model,
+        torch.zeros(b, *shape, device="meta"),
+        torch.zeros(b, dtype=torch.long, device="meta"),
+    )
+    return [
+        (l["weight"], l["T"], l["D"], l["p"], fac.route[l["weight"]]) for l in fac.outer
+    ]
+
+
+shapes = {
+    "cnn": layer_shapes("cnn", data.input_shape, B),
+    "resnet18": layer_shapes("resnet18", (3, 32, 32), 128),
+}
+for model_name, b in (("cnn", B), ("resnet18", 128)):
+    forms = [row[4] for row in shapes[model_name]]
+    print(
+        f"{model_name:8s} at B = {b:3d}: {forms.count('ghost')} layers ghost, "
+        f"{forms.count('materialised')} materialised; e.g. "
+        + "; ".join(f"{w} T={T} -> {f}" for w, T, D, p, f in shapes[model_name][-3:])
+    )
+    for w, T, D, p, f in shapes[model_name]:  # the rule, applied as stated
+        assert (f == "ghost") == (ghost_ops(b, T, D, p) < materialised_ops(b, T, D, p))
+
+fig, ax = plt.subplots(figsize=(6.5, 4))
+T_grid = np.unique(np.logspace(0, 12, 200, base=2).round())
+for C, color in ((16, "C0"), (64, "C1"), (512, "C2")):
+    for b, ls in ((32, "-"), (128, "--")):
+        ratio = ghost_ops(b, T_grid, 9 * C, C) / materialised_ops(b, T_grid, 9 * C, C)
+        ax.plot(T_grid, ratio, ls=ls, color=color, label=f"C = {C}, B = {b}")
+for (model_name, b), marker in ((("cnn", B), "o"), (("resnet18", 128), "s")):
+    pts = [
+        (T, ghost_ops(b, T, D, p) / materialised_ops(b, T, D, p))
+        for _, T, D, p, _ in shapes[model_name]
+    ]
+    ax.scatter(
+        *zip(*pts), marker=marker, color="k", zorder=3,
+        label=f"{model_name} layers (B = {b})",
+    )
+ax.axhline(1, color="grey", lw=0.8)
+ax.set(xscale="log", yscale="log", xlabel="positions T of the layer",
+       ylabel="ghost / materialised operations",
+       title="Where the ghost form is cheaper (below 1)")
+ax.legend(fontsize=7, ncol=2)
+plt.show()
+
+# %% [markdown]
+# Below the grey line the ghost form is cheaper. For the $3\times3$ convolutions the crossover sits at a few to a
+# few dozen positions, growing like $\sqrt{C}$: ResNet-18's last stage ($T = 16$, 512 channels) and all heads go
+# ghost, and every earlier layer is materialised one at a time. The book's CNN works on $8\times8$ digits; its
+# convolutions are materialised and its head is ghost.
+#
+# **Accuracy.** On the batch of §7.2 the whole route, with $K$ in float64, must be as good as QR. It must agree
+# with QR to QR's own accuracy `tol32`, and its residual must be below that bound too.
+
+# %%
+factors = per_sample_factors(m0, xr, yr)
+K, d = factors.gram_dots(unflatten(g_u, trainable(m0)))
+c = gram_coefficients(K, d)
+ghost_out = g_u - flatten(factors.combine(c))
+qr_out = project_orthogonal(g_u, G)
+print(
+    f"ghost route: residual {orth_residual(ghost_out, G, g_u):.1e}, distance to QR "
+    f"{((ghost_out - qr_out).norm() / g_u.norm()).item():.1e}; QR residual "
+    f"{orth_residual(qr_out, G, g_u):.1e}; tol32 = {tol32:.1e}"
+)
+assert orth_residual(ghost_out, G, g_u) < tol32
+assert (ghost_out - qr_out).norm() < tol32 * g_u.norm()
+
+# %% [markdown]
+# **Memory.** {func}`~unlearnlib.grads.per_sample_bytes` counts, from the shapes alone (it runs on PyTorch's `meta`
+# device, which has shapes and no data), what each route holds at its peak beyond an ordinary backward pass. For
+# `vmap` that is $G$ and the copy that QR overwrites, $2BP$ numbers. For the per-layer route it is the layer inputs
+# and output gradients, the small per-sample blocks, one layer's temporaries and the kept blocks.
+
+# %%
+print(f"{'model':9s} {'B':>4s} {'vmap + QR':>12s} {'per-layer':>12s}")
+counted = {}
+for model_name, shape in (("cnn", data.input_shape), ("resnet18", (3, 32, 32))):
+    model = make_model(model_name, shape, 10)
+    for b in (32, 128):
+        x_, y_ = torch.zeros(b, *shape), torch.zeros(b, dtype=torch.long)
+        counted[model_name, b] = {
+            r: per_sample_bytes(model, x_, y_, r) / 2**30 for r in ("vmap", "ghost")
+        }
+        print(
+            f"{model_name:9s} {b:4d} {counted[model_name, b]['vmap']:10.3f} GiB "
+            f"{counted[model_name, b]['ghost']:10.3f} GiB"
+        )
+assert counted["resnet18", 128]["vmap"] > 5 and counted["resnet18", 128]["ghost"] < 2
+
+# %% [markdown]
+# For ResNet-18 at $B = 128$ the per-layer route needs well under 2 GiB where `vmap` with QR needs over 10 GiB. Most
+# of what remains is the layer inputs and output gradients of the first stages, which a backward pass holds anyway
+# for part of its run. The price of the route is the Gram matrix: for a materialised layer it costs $B^2Dp$, which
+# exceeds forming the per-sample gradients ($BTDp$) as soon as $B > T$. It is paid in float64 for accuracy.
 
 # %% [markdown]
 #
@@ -1306,20 +1546,31 @@ for s in SEEDS:
 # %% [markdown]
 # ## What a step costs
 #
-# A step of OrthoGrad is one forward and backward pass on the forget batch (for $g_u$), one vectorised per-sample
-# pass on the retain batch, a Householder QR of a $P \times B$ matrix, $O(PB^2)$, and an SVD of $B \times B$. We
-# time the parts of one step on the retain batch of §7.2, then whole steps of the library methods with the
-# benchmark's step-cost routine (the same measurement as
-# `python -m unlearnlib.bench --step-cost --methods ga,orthograd`, with a smaller budget), which also times
-# OrthoGrad with the per-sample gradients computed by a Python loop. The numbers depend on the machine, on what else
-# it is running and on the model; we print them and assert nothing.
+# With `vmap`, a step of OrthoGrad is one forward and backward pass on the forget batch (for $g_u$), one vectorised
+# per-sample pass on the retain batch, a Householder QR of a $P \times B$ matrix, $O(PB^2)$, and an SVD of
+# $B \times B$. With the per-layer route of §7.8 (the library's default) it is the same first pass, one forward and
+# one backward pass to the layer outputs on the retain batch, the per-layer products of {eq}`eq-07-ghost`, an
+# eigendecomposition of $B \times B$ and one combination {eq}`eq-07-one-combination`. We time the parts of one
+# step on the retain batch of §7.2, then whole steps of the library methods with the benchmark's step-cost routine
+# (the same measurement as `python -m unlearnlib.bench --step-cost --methods ga,orthograd`, with a smaller budget),
+# which also times OrthoGrad with the per-sample gradients from `vmap` and from a Python loop, and reports the
+# memory each route counts. The numbers depend on the machine, on what else it is running and on the model; we
+# print them and assert nothing.
 
 # %%
+gu_named = unflatten(g_u, trainable(m0))
 parts = {
     "g_u: forward + backward on the forget batch": lambda: loss_grad(m0, xf, yf),
     "per-sample gradients, vmap": lambda: per_sample_grads(m0, xr, yr),
     "per-sample gradients, Python loop": lambda: per_sample_grads_loop(m0, xr, yr),
     "projection (geqrf + SVD of R + 2 ormqr)": lambda: project_orthogonal(g_u, G),
+    "per-layer route: forward + backward to outputs": lambda: per_sample_factors(
+        m0, xr, yr
+    ),
+    "per-layer route: K and d in float64": lambda: factors.gram_dots(gu_named),
+    "per-layer route: c = K+ d and G^T w": lambda: factors.combine(
+        gram_coefficients(K, d)
+    ),
 }
 for name, fn in parts.items():
     print(f"{name:45s} {1e3 * median_time(fn):7.2f} ms")
@@ -1342,19 +1593,27 @@ print(
     )
 )
 print(
-    "per-sample loop / vmap, whole step: "
-    f"{cost['step_ms']['orthograd[loop]'] / cost['step_ms']['orthograd']:.1f}x"
+    "whole step, loop / vmap: "
+    f"{cost['step_ms']['orthograd[loop]'] / cost['step_ms']['orthograd[vmap]']:.1f}x; "
+    "vmap / per-layer: "
+    f"{cost['step_ms']['orthograd[vmap]'] / cost['step_ms']['orthograd']:.1f}x"
 )
+for k in cost["route"]:
+    print(
+        f"{k:16s} route {cost['route'][k]:6s} "
+        f"memory {cost['peak_bytes'][k] / 2**20:7.2f} MiB"
+    )
 
 # %% [markdown]
 # On a GPU the per-sample pass is a handful of large batched kernels and the loop is $B$ times as many small ones,
 # so `vmap` usually wins by a large factor. On a CPU with a model this small the picture can be different: a forward
 # and backward pass of one image through a network this small costs little, while the vectorised pass carries an
 # overhead for rewriting every operation that hardly depends on $B$, so the loop may be only a few times slower, with
-# the gap widening as $B$ grows (compare the rows above on the machine that ran this page). Part of the step does not
-# depend on how the per-sample gradients are computed at all: $g_u$ and the QR. A reasonable goal is an OrthoGrad
-# step within a few GA steps and a clear win over the loop; the printed ratios show how far the machine at hand
-# gets. Exercise 5 lists ways to try to make the vectorised pass faster without leaving `torch.func`.
+# the gap widening as $B$ grows (compare the rows above on the machine that ran this page). The per-layer route
+# sidesteps that overhead: it runs the model's ordinary batched kernels, and its extra work is the per-layer
+# arithmetic of §7.8, so its step costs about three passes plus the Gram matrix. The benchmark tables in
+# `benchmarks/README.md` record the ratios on one CPU thread and, where one was available, on a GPU. Exercise 5
+# lists ways to try to make the vectorised pass faster without leaving `torch.func`.
 #
 # ## Summary
 #
@@ -1363,9 +1622,9 @@ print(
 #   orthogonal projection {eq}`eq-07-projection`, and it forgets at $\rho^2$ of the rate of gradient ascent
 #   ({eq}`eq-07-rate`). OrthoGrad mixes it with a descent step on the mean retain gradient {eq}`eq-07-update`.
 # - The projection has four equivalent formulas {eq}`eq-07-four-forms`. Compute it with Householder QR (or `lstsq`)
-#   in at least float32, never through the Gram matrix, whose condition number is the square of $G$'s; reveal the
-#   rank with a tolerance that does not grow with $P$ (the usual default $u\max(P, B)$ disables the projection for
-#   large models).
+#   in at least float32, never through a float32 Gram matrix, whose condition number is the square of $G$'s; reveal
+#   the rank with a tolerance that does not grow with $P$ (the usual default $u\max(P, B)$ disables the projection
+#   for large models). A Gram matrix accumulated in float64 is as accurate as QR.
 # - Finite differences on the trained network confirm the claim: inside the batch, halving the step quarters the
 #   loss change; outside the batch, it halves it. The projection protects the $B$ samples it sees, and only
 #   partially, at first order, the others.
@@ -1374,14 +1633,19 @@ print(
 #   GroupNorm tensors when float32 sees their square block as full rank.
 # - $G$ costs $B \cdot P$ numbers (plus as much for QR): almost 3 GiB for ResNet-18 at $B = 32$. Smaller batches,
 #   chunked `vmap`, parameter subsets and Gram streaming (with a float64 accumulator) bound it.
+# - OrthoGrad does not need $G$ at all. A layer's per-sample gradient is a sum of outer products of its inputs and
+#   output gradients {eq}`eq-07-outer`, so $GG^\top$, $Gg_u$ and the update itself {eq}`eq-07-one-combination`
+#   come from one forward and one backward pass plus per-layer products. Per layer, the ghost form or one layer's
+#   block is used, whichever {eq}`eq-07-crossover` counts as cheaper. For ResNet-18 at $B = 128$ this takes the
+#   memory from over 10 GiB to under 2 GiB.
 # - With 5 % of the retain set, OrthoGrad beat GA and NegGrad+ on class-wise forgetting (by more than the standard
 #   error of the per-seed difference), and the per-sample projection beat the mean ablation; random forgetting on digits does not separate the methods, and
 #   NegGrad+ with the full retain set is as good, within the seed noise.
 #
 # ## Exercises
 #
-# 1. **Retain-size sweep.** Repeat the class-wise experiment of §7.8 with retain subsets of 1 %, 2 %, 5 %, 20 % and
-#    100 % of $D_r$ for `orthograd` and `neggrad_plus` (with the step budget of §7.8). Plot the mean Avg. Gap against
+# 1. **Retain-size sweep.** Repeat the class-wise experiment of §7.9 with retain subsets of 1 %, 2 %, 5 %, 20 % and
+#    100 % of $D_r$ for `orthograd` and `neggrad_plus` (with the step budget of §7.9). Plot the mean Avg. Gap against
 #    the subset size. Where do the two curves cross?
 # 2. **The role of α.** Run OrthoGrad with $\alpha \in \{0, 0.25, 0.5, 0.75, 0.9\}$ on the 5 % subset. With
 #    $\alpha = 0$, which of {eq}`eq-07-retain-change` and §7.5 predicts what happens to the retain samples outside

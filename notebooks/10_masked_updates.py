@@ -180,9 +180,20 @@ print(
 #
 # ## From scratch
 #
-# Per-sample gradients with `torch.func` (`vmap` of `grad` of a one-sample loss), then {eq}`eq-10-test`. The base
-# direction here is GA's, $u = \nabla(-\mathrm{CE}_f)$ on a forget batch, at the trained model of seed 0; it uses
-# no retain sample, so the retain batch of the test is independent of it.
+# The test {eq}`eq-10-test` uses the $B$ per-sample gradients only through two numbers per coordinate: their mean
+# $\bar g_{r,i}$ and their mean square $q_i = \frac1B\sum_j (g^{(j)}_{r,i})^2$, since
+# $s_{r,i}^2 = \frac{B}{B-1}\big(q_i - \bar g_{r,i}^2\big)$. We write it in this *moment form*. The moments
+# can be had without forming the per-sample gradients, as chapter 07 showed for OrthoGrad's Gram matrix: a Linear
+# layer's per-sample gradient is an outer product $b_j a_j^\top$ of its input $a_j$ and output gradient $b_j$, so
+# $\sum_j (b_j a_j^\top)^{\circ 2} = (b\circ b)^\top (a \circ a)$, squares taken entrywise, one matrix product
+# for the whole batch. A convolution sums such outer products over positions and its squares do not factor, so
+# there one layer's per-sample block is formed at a time, as BackPACK does {cite}`dangel2020backpack`. The
+# library's `feasibility_mask` does exactly this (`route="moments"`, its default).
+#
+# From scratch we compute the per-sample gradients with `torch.func` (`vmap` of `grad` of a one-sample loss), reduce
+# them to the two moments and apply {eq}`eq-10-test`. The base direction here is GA's,
+# $u = \nabla(-\mathrm{CE}_f)$ on a forget batch, at the trained model of seed 0; it uses no retain sample, so
+# the retain batch of the test is independent of it.
 
 # %%
 data = load_dataset(profile.dataset).to(device)
@@ -209,11 +220,13 @@ def my_per_sample_grads(model, x, y):
 
 def my_mask(model, u, x, y, delta):
     G = my_per_sample_grads(model, x, y)
-    thr = student_t.ppf(1 - delta, len(y) - 1)  # one-sided, B - 1 degrees of freedom
+    B = len(y)
+    thr = student_t.ppf(1 - delta, B - 1)  # one-sided, B - 1 degrees of freedom
     masks, zs = {}, {}
     for n, Gn in G.items():
-        se = Gn.std(0, unbiased=True) / len(y) ** 0.5
-        zs[n] = torch.sign(u[n]) * Gn.mean(0) / se.clamp_min(1e-30)
+        mean, second = Gn.mean(0), (Gn * Gn).mean(0)  # the moment form
+        var = (second - mean * mean).clamp_min(0) * B / (B - 1)
+        zs[n] = torch.sign(u[n]) * mean / (var.sqrt() / B**0.5).clamp_min(1e-30)
         masks[n] = (zs[n] >= thr).float()
     return masks, zs
 
@@ -226,9 +239,34 @@ u = {
     n: t.view_as(p) for (n, p), t in zip(trainable(model).items(), u_flat.split(sizes))
 }
 g_r = loss_grad(model, xr, yr)
-# A z-score computed in float32 by another summation order differs by about u sqrt(B)
-# times the size of the terms over their mean (a few 1e-6 here); masks may therefore
-# differ only where z lies within Z_TOL of the threshold.
+# The second moment without per-sample gradients, for the Linear head: (b*b)^T (a*a) / B
+# from the head's inputs a and output gradients b (of the sum of the per-sample losses).
+seen = {}
+hook = model.head.register_forward_hook(
+    lambda m, i, o: seen.update(a=i[0].detach(), z=o)
+)
+try:
+    loss_sum = F.cross_entropy(model(xr), yr, reduction="sum")
+finally:
+    hook.remove()
+(b_head,) = torch.autograd.grad(loss_sum, seen["z"])
+q_head = (b_head * b_head).T @ (seen["a"] * seen["a"]) / len(yr)
+q_vmap = (my_per_sample_grads(model, xr, yr)["head.weight"] ** 2).mean(0)
+err_q = ((q_head - q_vmap).norm() / q_vmap.norm()).item()
+# The rounding model of the book's tests (tests/errormodel.py): two float32
+# computations of a gradient differ by at most c u sqrt(K) 2L relative, here c = 10,
+# L = 4 weight layers, K = 512 (the longest reduction: 32 samples x 16 positions);
+# a square doubles it.
+q_tol = 2 * 10 * torch.finfo(torch.float32).eps * 512**0.5 * 2 * 4
+print(
+    f"head: (b*b)^T (a*a) / B against the vmap mean square: {err_q:.1e} "
+    f"(bound {q_tol:.1e})"
+)
+assert err_q < q_tol
+# A z-score computed in float32 by another summation order, or from per-sample
+# gradients computed by other kernels, differs by about u sqrt(B) times the size of the
+# terms over their mean (a few 1e-6 here); masks may therefore differ only where z lies
+# within Z_TOL of the threshold.
 Z_TOL = 1e-4
 thr, disagree = {}, {}
 for delta in (0.05, 0.1, 0.25, 0.5):

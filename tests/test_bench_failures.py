@@ -43,7 +43,7 @@ def warm(original, oracle):
 OPTION_CASES = [
     ("forget-class-without-class", ["--forget-class", "3"], "--forget-class applies to --scenario class only"),
     ("fraction-with-class", ["--scenario", "class", "--forget-class", "3", "--forget-fraction", "0.2"],
-     "--forget-fraction applies to --scenario random only"),
+     "--forget-fraction does not apply to --scenario class"),
     ("batch-size-0", ["--batch-size", "0"], "--batch-size must be at least 1"),
     ("batch-size-negative", ["--batch-size", "-8"], "--batch-size must be at least 1"),
     ("seeds-0", ["--seeds", "0"], "--seeds must be at least 1"),

@@ -9,6 +9,11 @@ Two modes:
   same batches and model (the marginal time between two step budgets, after a warm-up, with CUDA synchronised,
   the methods timed round-robin; see :func:`step_times`).
 
+The benchmark's JSON also holds the noise floor (``"floor"``: per metric, the distance between two independently
+retrained oracles over seeds), the paired comparisons with the baselines (``"paired"``, Holm-corrected over the
+family declared in ``"paired_family"``) and, with ``--audit``, the per-example audits of chapter 11 as row keys
+(``ulira_auc``, ``ulira_tpr_at_1pct_fpr``, ``competition_score``; the oracle's values under ``"floor"``).
+
 Beside the contract's keys, the benchmark's JSON holds ``"failures"`` (``[{"method", "seed", "error"}]``, empty
 when every method ran), ``"undefined"`` (``{<metric>: reason}`` for a metric the task's set sizes leave undefined,
 reported as ``null`` in every row; see :func:`unlearnlib.metrics.undefined_metrics`), ``"interrupted"`` and, in
@@ -38,15 +43,17 @@ from tqdm import tqdm
 
 from unlearnlib import UnlearnError
 from unlearnlib.config import get_device, get_profile, synchronize
-from unlearnlib.data import load_dataset, make_task
+from unlearnlib.data import SCENARIOS, load_dataset, make_task
 from unlearnlib.methods import REGISTRY, get_method
 from unlearnlib.models import MODELS
-from unlearnlib.experiment import Comparison, compare_methods, format_table
+from unlearnlib.experiment import AUDIT_KEYS, Comparison, compare_methods, format_paired, format_table, summarise
 from unlearnlib.metrics import undefined_metrics
 from unlearnlib.train import TrainConfig
 
 #: extra step-cost entries: a method run with other settings, timed beside the registered ones.
 STEP_COST_VARIANTS = {"orthograd[loop]": ("orthograd", {"per_sample": "loop"}),
+                      "orthograd[vmap]": ("orthograd", {"per_sample": "vmap"}),
+                      "masked:ga[vmap]": ("masked:ga", {"route": "vmap"}),
                       "lur[first-order]": ("lur", {"second_order": False})}
 
 #: the most seeds one run accepts: far beyond any study's needs, and small enough that a typing slip
@@ -73,11 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true", help="download a torchvision dataset that is absent")
     # The defaults of --scenario and --forget-fraction are applied after parsing, so that an option the chosen
     # scenario does not use can be told apart from an untouched default and refused.
-    p.add_argument("--scenario", default=None, choices=("random", "class"), help="random (default) or class")
+    p.add_argument("--scenario", default=None, choices=SCENARIOS,
+                   help="random (default), class, mislabeled (a fraction of labels flipped; forget them) or "
+                        "memorized (forget the most memorised fraction)")
     p.add_argument("--forget-fraction", type=float, default=None,
-                   help="random scenario only: fraction of D to forget (default 0.1)")
+                   help="random, mislabeled and memorized scenarios: fraction of D to forget (default 0.1)")
     p.add_argument("--forget-class", type=int, default=None, help="class scenario only (required there): the class")
     p.add_argument("--methods", default=None, help="comma-separated method names (default: every registered method)")
+    p.add_argument("--baselines", default=None,
+                   help="comma-separated methods every other method is compared with, seed by seed (default: "
+                        "ga,neggrad_plus, those of them that run)")
+    p.add_argument("--audit", default=None,
+                   help="audits, comma-separated: ulira, competition (chapter 11; they train shadow and replica "
+                        "models, so they take several times longer than the benchmark alone), relearn (cheap)")
     p.add_argument("--seeds", type=int, default=None,
                    help=f"number of seeds, 1 to {MAX_SEEDS} (default: the profile's)")
     p.add_argument("--profile", default=None, choices=("ci", "full", "auto"),
@@ -116,16 +131,62 @@ def check_options(args) -> None:
     scenario = args.scenario or "random"
     if scenario != "class" and args.forget_class is not None:
         raise UnlearnError(f"--forget-class applies to --scenario class only; add --scenario class, or drop "
-                           f"--forget-class to forget a random fraction")
+                           f"--forget-class to run the {scenario} scenario")
     if scenario == "class" and args.forget_fraction is not None:
-        raise UnlearnError("--forget-fraction applies to --scenario random only; class-wise forgetting forgets "
+        raise UnlearnError("--forget-fraction does not apply to --scenario class; class-wise forgetting forgets "
                            "the whole class given by --forget-class, so drop --forget-fraction")
+    if args.step_cost and (args.audit is not None or args.baselines is not None):
+        raise UnlearnError("--audit and --baselines do not apply to --step-cost; drop them")
     if args.batch_size is not None and args.batch_size < 1:
         raise UnlearnError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
         raise UnlearnError(f"--seeds must be at least 1, got {args.seeds}" if args.seeds < 1 else
                            f"--seeds must be at most {MAX_SEEDS}, got {args.seeds}; split a larger study into "
                            "several runs")
+
+
+AUDITS = ("ulira", "competition", "relearn")
+
+
+def parse_audits(spec: str | None) -> list[str]:
+    """The audits of ``--audit``: none when the option is absent."""
+    if spec is None:
+        return []
+    names = list(dict.fromkeys(a.strip() for a in spec.split(",") if a.strip()))
+    if not names:
+        raise UnlearnError(f"--audit is empty; give one or more of {', '.join(AUDITS)}")
+    for name in names:
+        if name not in AUDITS:
+            raise UnlearnError(f"unknown audit {name!r}; use {' or '.join(AUDITS)} (comma-separated for both)")
+    return names
+
+
+def parse_baselines(spec: str | None, methods: list[str]) -> list[str]:
+    """The baselines of the paired comparisons: by default GA and NegGrad+, those of them that run; named ones
+    must run."""
+    if spec is None:
+        return [b for b in ("ga", "neggrad_plus") if b in methods]
+    names = list(dict.fromkeys(b.strip() for b in spec.split(",") if b.strip()))
+    missing = [b for b in names if b not in methods]
+    if not names or missing:
+        raise UnlearnError(f"--baselines must name methods of the run; {', '.join(missing) or 'none given'} "
+                           f"not in --methods {','.join(methods)}")
+    return names
+
+
+def run_audits(audits: list[str], name: str, task, cfg, seed: int, device) -> dict:
+    """The row keys of the per-example audits of ``name`` on one seed (chapter 11). (The relearning attack is
+    computed with the row itself, by :func:`~unlearnlib.experiment.compare_methods`.)"""
+    from unlearnlib import audits as audit_lib
+
+    out = {}
+    if "ulira" in audits:
+        u = audit_lib.ulira(name, task, cfg, seed=seed, device=device, progress=False)
+        out.update(ulira_auc=u["auc"], ulira_tpr_at_1pct_fpr=u["tpr_at_1pct_fpr"])
+    if "competition" in audits:
+        out["competition_score"] = audit_lib.competition_score(name, task, cfg, seed=seed, device=device,
+                                                               progress=False)["score"]
+    return out
 
 
 def check_out(spec: str) -> Path:
@@ -233,52 +294,90 @@ def _settings_env(profile, device):
 def run_benchmark(args, profile, device) -> dict:
     """Every method on every seed; a method that fails on a seed is recorded in ``"failures"`` and the others go
     on. Each (method, seed) is its own :func:`~unlearnlib.experiment.compare_methods` call, so that the rows
-    finished before a failure are kept; the original model and the oracle come from the model cache after the
-    first call of a seed, and only the oracle's evaluation is repeated."""
+    finished before a failure are kept; the original model, the oracle and the floor's second oracle come from
+    the model cache after the first call of a seed. The audits (``--audit``) run per method and seed too; the
+    oracle's audit values (method ``retrain``) are the audits' floor."""
     names = parse_methods(args.methods)
+    baselines = parse_baselines(args.baselines, names)
+    audits = parse_audits(args.audit)
     seeds = args.seeds if args.seeds is not None else profile.seeds
     scenario = args.scenario or "random"
-    fraction = (args.forget_fraction if args.forget_fraction is not None else 0.1) if scenario == "random" else None
+    fraction = (args.forget_fraction if args.forget_fraction is not None else 0.1) if scenario != "class" else None
     data = load_dataset(args.dataset, args.data_root, args.download)
     cfg = TrainConfig.from_profile(profile)
     if args.model:
         cfg = TrainConfig(model=args.model, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
     task_args = {"forget_class": args.forget_class, "forget_fraction": fraction if fraction is not None else 0.1}
     # Up front, before anything trains: the task itself (a bad fraction or class fails here) and the metrics
-    # its set sizes leave undefined. Every seed draws sets of the same sizes.
-    undefined = undefined_metrics(make_task(data, scenario, seed=0, **task_args))
+    # its set sizes leave undefined. Every seed draws sets of the same sizes. (The memorized scenario's scores
+    # come later, with the first seed: a placeholder of equal scores gives the set sizes.)
+    probe = make_task(data, scenario, seed=0, scores=[0.0] * len(data.y_train), **task_args)
+    undefined = undefined_metrics(probe)
     for metric, reason in undefined.items():
         print(f"warning: {metric} will be null: {reason}", file=sys.stderr)
     extra = {"batch_size": args.batch_size} if args.batch_size is not None else {}
-    rows, references, failures, interrupted = [], {}, [], False
-    bar = tqdm(total=seeds * len(names), desc="methods x seeds", disable=not sys.stderr.isatty(), leave=False)
+    rows, references, floor_rows, failures, interrupted = [], {}, {}, [], False
+    originals = []  # per seed, the original model's metrics against the seed's oracle: what there is to undo
+    audit_floor = {}
+    bar = tqdm(total=seeds * (len(names) + bool(set(audits) - {"relearn"})), desc="methods x seeds", disable=not sys.stderr.isatty(),
+               leave=False)
     try:
         for seed in range(seeds):
+            task = None
+            try:
+                originals += compare_methods({"original": None}, scenario, data=data, cfg=cfg, seeds=[seed],
+                                             device=device, progress=False, floor=False, **task_args).rows
+            except Exception as exc:  # noqa: BLE001 - the methods' rows matter more than this one
+                failures.append({"method": "original", "seed": seed, "error": _one_line(f"{type(exc).__name__}: {exc}")})
             for name in names:
                 try:
                     part = compare_methods({name: (name, extra)}, scenario, data=data, cfg=cfg, seeds=[seed],
-                                           device=device, progress=False, **task_args)
+                                           device=device, progress=False, floor=seed not in floor_rows,
+                                           relearn="relearn" in audits, **task_args)
+                    row = part.rows[0]
+                    if set(audits) - {"relearn"}:
+                        task = task or make_task(data.to(device), scenario, seed=seed, cfg=cfg, **task_args)
+                        row.update(run_audits(audits, name, task, cfg, seed, device))
                 except Exception as exc:  # noqa: BLE001 - any fault of one method must not lose the others
                     error = _one_line(f"{type(exc).__name__}: {exc}")
                     failures.append({"method": name, "seed": seed, "error": error})
                     tqdm.write(f"warning: {name} failed on seed {seed}: {error}", file=sys.stderr)
                 else:
-                    rows += part.rows
+                    rows.append(row)
                     references.setdefault(seed, part.references[0])
+                    if part.floor_rows:
+                        floor_rows[seed] = part.floor_rows[0]
+                bar.update()
+            if set(audits) - {"relearn"} and seed in floor_rows:
+                try:
+                    task = task or make_task(data.to(device), scenario, seed=seed, cfg=cfg, **task_args)
+                    audit_floor[seed] = run_audits(audits, "retrain", task, cfg, seed, device)
+                except Exception as exc:  # noqa: BLE001
+                    error = _one_line(f"{type(exc).__name__}: {exc}")
+                    failures.append({"method": "retrain (audit floor)", "seed": seed, "error": error})
+                    tqdm.write(f"warning: the audits' floor failed on seed {seed}: {error}", file=sys.stderr)
                 bar.update()
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
     done = sorted(references)
-    comparison = Comparison(scenario, done, rows, [references[s] for s in done])
+    comparison = Comparison(scenario, done, rows, [references[s] for s in done],
+                            [{**floor_rows[s], **audit_floor.get(s, {})} for s in done if s in floor_rows])
+    paired, family = comparison.paired_stats(baselines) if len(done) >= 2 else ({}, {})
     config = {"dataset": args.dataset, "scenario": scenario, "forget_fraction": fraction,
               "forget_class": args.forget_class if scenario == "class" else None,
-              "methods": names, "seeds": seeds, "batch_size": args.batch_size, "profile": profile.name,
-              "device": str(device), "train": cfg.__dict__, "torch": torch.__version__}
-    return {"config": config, "reference": comparison.reference if done else {}, "results": rows,
-            "summary": comparison.summary, "failures": failures, "undefined": undefined,
-            "interrupted": interrupted}
+              "methods": names, "baselines": baselines, "audits": audits, "seeds": seeds,
+              "batch_size": args.batch_size, "profile": profile.name, "device": str(device), "train": cfg.__dict__,
+              "shadow_models": profile.shadow_models if "ulira" in audits else None,
+              "audit_replicas": profile.audit_replicas if "competition" in audits else None,
+              "torch": torch.__version__}
+    return {"config": config, "reference": comparison.reference if done else {},
+            "reference_per_seed": [{"seed": s, **references[s]} for s in done], "results": rows,
+            "summary": comparison.summary, "floor": comparison.floor, "floor_per_seed": comparison.floor_rows,
+            "paired": paired, "paired_family": family,
+            "original": summarise(originals).get("original", {}), "original_per_seed": originals,
+            "failures": failures, "undefined": undefined, "interrupted": interrupted}
 
 
 def median_time(fn, repeats: int = 5, device=None) -> float:
@@ -296,7 +395,8 @@ def median_time(fn, repeats: int = 5, device=None) -> float:
     return float(np.median(times))
 
 
-def step_times(names, model, task, batch_size: int, budgets=(4, 20), rounds: int = 5) -> dict[str, np.ndarray]:
+def step_times(names, model, task, batch_size: int, budgets=(4, 20), rounds: int = 5,
+               peaks: dict | None = None) -> dict[str, np.ndarray]:
     """Seconds per unlearning step of every method in ``names`` (registered names, ``masked:<base>`` or an entry
     of ``STEP_COST_VARIANTS``), ``rounds`` samples each (contract item 5; chapters 05-07).
 
@@ -304,20 +404,30 @@ def step_times(names, model, task, batch_size: int, budgets=(4, 20), rounds: int
     copying the model and building the optimiser cancel. The methods are timed round-robin, one sample of each
     per round, so that a slow spell of a shared machine falls on every method of that round alike; divide by GA's
     sample *of the same round* to get a ratio that such spells do not bias. ``retrain`` is timed as one SGD step
-    of the training recipe (``finetune``), which is what retraining repeats.
+    of the training recipe (``finetune``), which is what retraining repeats. On the CPU the clock is the process's
+    CPU time (one thread: the work done, not the time spent waiting for a core another process holds); on CUDA it
+    is wall-clock time between synchronisations. ``peaks``, if a dict, receives on CUDA the largest
+    ``max_memory_allocated`` of each method's runs above what was allocated before them, in bytes.
     """
     device = next(model.parameters()).device
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
 
     def run(name, steps):
         base, extra = STEP_COST_VARIANTS.get(name, (name, {}))
         synchronize(device)
-        start = time.perf_counter()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            held = torch.cuda.memory_allocated(device)
+        start = clock()
         if base == "retrain":
             REGISTRY["finetune"](model, task, steps=steps, batch_size=batch_size, seed=0)
         else:
             get_method(base)(model, task, steps=steps, batch_size=batch_size, seed=0, stop_at=None, **extra)
         synchronize(device)
-        return time.perf_counter() - start
+        elapsed = clock() - start
+        if device.type == "cuda" and peaks is not None:
+            peaks[name] = max(peaks.get(name, 0), torch.cuda.max_memory_allocated(device) - held)
+        return elapsed
 
     names = list(dict.fromkeys(names))
     for name in names:
@@ -342,21 +452,55 @@ def step_cost(args, profile, device, budgets=(4, 20), rounds: int = 7) -> dict:
     from unlearnlib.models import make_model
     model = make_model(model_name, data.input_shape, data.num_classes, seed=0).to(device)
 
-    names = names + [v for v, (base, _) in STEP_COST_VARIANTS.items() if base in names]
-    times = step_times(["ga", *names], model, task, batch, budgets, rounds)
+    names = names + [v for v, (base, extra) in STEP_COST_VARIANTS.items() if base in names
+                     and not (extra.get("per_sample") == "loop" and (batch > 32 or model_name == "resnet18"))]
+    # (the Python-loop reference runs B sequential passes per step: timed for the small models at B <= 32 only)
+    peaks: dict[str, int] = {}
+    times = step_times(["ga", *names], model, task, batch, budgets, rounds, peaks=peaks)
+
+    import inspect
+
+    from unlearnlib.grads import BYTE_ROUTES, per_sample_bytes
+
+    def route_of(name):
+        """How the method gets per-sample information: its ``per_sample``/``route`` setting, or "batch"."""
+        base, extra = STEP_COST_VARIANTS.get(name, (name, {}))
+        if base == "retrain":
+            return "batch"
+        sig = inspect.signature(get_method(base)).parameters
+        for key in ("per_sample", "route"):
+            if key in extra:
+                return extra[key]
+            if key in sig and sig[key].default is not inspect.Parameter.empty:
+                return sig[key].default
+        return "batch"
+
+    route = {name: route_of(name) for name in ["ga", *names]}
+    if device.type != "cuda":   # counted from the shapes on the meta device (unlearnlib.grads.per_sample_bytes)
+        xb, yb = task.x_retain[:batch], task.y_retain[:batch]
+        peaks = {name: per_sample_bytes(model, xb, yb, r) if r in BYTE_ROUTES else 0 for name, r in route.items()}
     ratio = {name: float(np.median(times[name] / times["ga"])) for name in names}
     step_ms = {name: 1000 * float(np.median(times[name])) for name in names}
     for name in names:
-        print(f"  {name:20s} {step_ms[name]:8.2f} ms/step  {ratio[name]:5.2f}x GA", file=sys.stderr)
+        print(f"  {name:20s} {step_ms[name]:8.2f} ms/step  {ratio[name]:5.2f}x GA  {route[name]:9s} "
+              f"{peaks.get(name, 0) / 2**20:9.1f} MiB", file=sys.stderr)
     return {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "model": model_name,
             "batch_size": batch, "dataset": args.dataset, "ga_step_ms": 1000 * float(np.median(times["ga"])),
-            "step_ms": step_ms, "ratio": ratio,
+            "step_ms": step_ms, "ratio": ratio, "route": route,
+            "peak_bytes": {name: int(peaks.get(name, 0)) for name in ["ga", *names]},
             "ratio_range": {name: [float((times[name] / times["ga"]).min()), float((times[name] / times["ga"]).max())]
                             for name in names},
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "note": "marginal time per step between budgets of %d and %d steps; ratio: median over %d rounds of "
                     "the ratio to GA in the same round (ratio_range: its smallest and largest); retrain = one SGD "
-                    "step of the training recipe" % (budgets[0], budgets[1], rounds)}
+                    "step of the training recipe; time: %s; route: how per-sample information is obtained "
+                    "(batch: none); peak_bytes: %s" % (
+                        budgets[0], budgets[1], rounds,
+                        "wall clock" if device.type == "cuda" else "CPU time of the process (one thread)",
+                        "CUDA max_memory_allocated during the method's runs above what was allocated before"
+                        if device.type == "cuda" else "counted from the shapes, the per-sample work of one "
+                        "retain batch beyond a batch backward pass (unlearnlib.grads.per_sample_bytes), 0 for "
+                        "the batch route")}
 
 
 def main(argv=None) -> int:
@@ -377,7 +521,13 @@ def main(argv=None) -> int:
         return 130
     # The table first: it is on the screen whatever happens to the file.
     if not args.step_cost:
-        print(format_table(report["summary"], report["reference"]))
+        keys = ("UA", "RA", "TA", "MIA", "gap", "time_s")
+        if report["config"]["scenario"] == "mislabeled":
+            keys = ("UA", "true_label_acc", *keys[1:])
+        keys += tuple(k for k in AUDIT_KEYS if any(k in r for r in report["results"]))
+        print(format_table(report["summary"], report["reference"], keys=keys, floor=report["floor"]))
+        if report["paired"]:
+            print(format_paired(report["paired"], report["paired_family"]))
     else:
         print(json.dumps(report["ratio"], indent=2))
     sys.stdout.flush()

@@ -47,6 +47,10 @@ class Profile:
     train_lr: float
     seeds: int
     unlearn_batch_size: int
+    #: shadow models (each trained on a random half of D) behind memorisation scores and the U-LiRA audit, and
+    #: unlearned and retrained replicas behind the competition's score (chapter 11).
+    shadow_models: int = 16
+    audit_replicas: int = 8
 
 
 _PROFILES = {
@@ -56,7 +60,7 @@ _PROFILES = {
     # GPU-sized: a wider network, more seeds. CIFAR-10 needs its files (see ``unlearnlib.data``); the profile
     # keeps the offline digits dataset so that it runs anywhere, and chapters may switch the dataset.
     "full": Profile(name="full", dataset="digits", model="cnn-wide", train_epochs=60, train_batch_size=64,
-                    train_lr=0.05, seeds=5, unlearn_batch_size=32),
+                    train_lr=0.05, seeds=5, unlearn_batch_size=32, shadow_models=64, audit_replicas=32),
 }
 
 
@@ -81,7 +85,8 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     return replace(profile, **overrides)
 
 
-_COUNT_FIELDS = ("train_epochs", "train_batch_size", "seeds", "unlearn_batch_size")
+_COUNT_FIELDS = ("train_epochs", "train_batch_size", "seeds", "unlearn_batch_size", "shadow_models",
+                 "audit_replicas")
 _TEXT_FIELDS = ("name", "dataset", "model")
 
 

@@ -23,7 +23,10 @@ import torch
 from unlearnlib.errors import UnlearnError
 
 BUILTIN = ("digits", "mnist", "fashion-mnist", "cifar10")
-SCENARIOS = ("random", "class")
+SCENARIOS = ("random", "class", "mislabeled", "memorized")
+#: the seed of the shadow family whose memorisation scores choose the ``memorized`` forget set: fixed, so that the
+#: set is a property of the data (like a class), and distinct from the families the audits of chapter 11 train.
+MEMORIZATION_SHADOW_SEED = 7_919
 
 
 @dataclass
@@ -244,7 +247,8 @@ class UnlearningTask:
 
     ``forget_idx`` and ``retain_idx`` index the training set; they are disjoint and cover it. In class-wise
     forgetting the test set holds only the remaining classes (the SalUn convention for TA); the full test set
-    stays available as ``x_test_all``.
+    stays available as ``x_test_all``. In the ``mislabeled`` scenario ``data`` holds the corrupted training
+    labels (what the original model was trained on) and ``y_train_true`` the correct ones (chapter 11).
     """
 
     data: Dataset
@@ -255,6 +259,9 @@ class UnlearningTask:
     forget_fraction: float | None = None
     forget_class: int | None = None
     _test_mask: torch.Tensor | None = field(default=None, repr=False)
+    y_train_true: torch.Tensor | None = field(default=None, repr=False)
+    #: memorized scenario: the accuracy in % on D_f of shadow models that never trained on it (chapter 11).
+    unseen_forget_acc: float | None = None
 
     @property
     def x_forget(self): return self.data.x_train[self.forget_idx]
@@ -269,6 +276,10 @@ class UnlearningTask:
     @property
     def y_test(self): return self.data.y_test if self._test_mask is None else self.data.y_test[self._test_mask]
     @property
+    def y_forget_true(self):
+        """The correct labels of D_f: for mislabeled samples, the labels they had before they were flipped."""
+        return self.y_forget if self.y_train_true is None else self.y_train_true[self.forget_idx]
+    @property
     def x_test_all(self): return self.data.x_test
     @property
     def y_test_all(self): return self.data.y_test
@@ -281,37 +292,109 @@ class UnlearningTask:
 
     def to(self, device) -> "UnlearningTask":
         mask = None if self._test_mask is None else self._test_mask.to(device)
+        true = None if self.y_train_true is None else self.y_train_true.to(device)
         return UnlearningTask(self.data.to(device), self.scenario, self.forget_idx.to(device),
-                              self.retain_idx.to(device), self.seed, self.forget_fraction, self.forget_class, mask)
+                              self.retain_idx.to(device), self.seed, self.forget_fraction, self.forget_class, mask,
+                              true, self.unseen_forget_acc)
 
     def describe(self) -> str:
         what = (f"class {self.forget_class}" if self.scenario == "class"
-                else f"random {100 * self.forget_fraction:g} %")
+                else f"{self.scenario} {100 * self.forget_fraction:g} %")
         return (f"{self.data.name}, forget {what}: |D_f| = {len(self.forget_idx)}, |D_r| = {len(self.retain_idx)}, "
                 f"|D_t| = {len(self.y_test)} (seed {self.seed})")
 
 
+def _forget_count(forget_fraction, n: int) -> tuple[float, int]:
+    """The fraction, checked, and the number of samples it forgets out of ``n``."""
+    if (isinstance(forget_fraction, bool) or not isinstance(forget_fraction, numbers.Real)
+            or not 0 < float(forget_fraction) < 1):
+        raise UnlearnError(f"forget fraction must lie strictly between 0 and 1, got {forget_fraction}; "
+                           "for example 0.1 for 10 %")
+    forget_fraction = float(forget_fraction)
+    k = int(round(forget_fraction * n))
+    if k == 0 or k == n:
+        raise UnlearnError(f"a forget fraction of {forget_fraction} of {n} samples leaves "
+                           f"{'an empty forget' if k == 0 else 'an empty retain'} set; choose another fraction")
+    return forget_fraction, k
+
+
+def _split(n: int, forget_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    is_f = torch.zeros(n, dtype=torch.bool)
+    is_f[forget_idx] = True
+    return is_f.nonzero().flatten(), (~is_f).nonzero().flatten()
+
+
+def flip_labels(data: Dataset, forget_fraction: float, seed: int = 0) -> tuple[Dataset, torch.Tensor]:
+    """A copy of ``data`` in which a random ``forget_fraction`` of the training labels is replaced by another
+    class, drawn uniformly among the other C - 1; returns it and the sorted indices of the flipped samples
+    (chapter 11). The test set is untouched."""
+    n = len(data.y_train)
+    forget_fraction, k = _forget_count(forget_fraction, n)
+    g = torch.Generator().manual_seed(seed)
+    flipped = torch.randperm(n, generator=g)[:k].sort().values  # host: drawn like the random split, then moved
+    # An offset in 1 .. C-1 added modulo C never gives back the true class.
+    offset = torch.randint(1, data.num_classes, (k,), generator=g)  # host: a CPU generator, same on every device
+    y = data.y_train.cpu().clone()  # host: labels edited once, when the task is made
+    y[flipped] = (y[flipped] + offset) % data.num_classes
+    noisy = Dataset(f"{data.name}, {100 * forget_fraction:g} % labels flipped (seed {seed})", data.x_train,
+                    y.to(data.y_train.device), data.x_test, data.y_test, data.num_classes)
+    return noisy, flipped
+
+
 def make_task(data: Dataset, scenario: str = "random", forget_fraction: float = 0.1, forget_class: int | None = None,
-              seed: int = 0) -> UnlearningTask:
-    """Split ``data`` into forget and retain sets, deterministically from ``seed`` (chapter 01).
+              seed: int = 0, scores=None, cfg=None) -> UnlearningTask:
+    """Split ``data`` into forget and retain sets, deterministically from ``seed`` (chapters 01 and 11).
 
     ``random``: a uniformly random ``forget_fraction`` of the training set. ``class``: every training sample of
-    ``forget_class``; the test set then keeps only the other classes.
+    ``forget_class``; the test set then keeps only the other classes. ``mislabeled`` (corrective unlearning): a
+    random ``forget_fraction`` of the training labels is flipped (:func:`flip_labels`) and the forget set is the
+    flipped samples; the task's ``data`` holds the flipped labels, its ``y_train_true`` the correct ones.
+    ``memorized``: the ``forget_fraction`` of the training samples with the highest memorisation ``scores``
+    (when not given, :func:`unlearnlib.shadows.memorization_scores` estimates them with the recipe ``cfg``, by
+    default the profile's, over the shadow family :data:`MEMORIZATION_SHADOW_SEED`, and the task then carries
+    ``unseen_forget_acc``, the accuracy on D_f of the shadows that never trained on it); the set is the same for
+    every ``seed``, which then only names the run (the original model, the oracle, the method's randomness).
     """
     n = len(data.y_train)
     if scenario == "random":
-        if not isinstance(forget_fraction, numbers.Real) or not 0 < float(forget_fraction) < 1:
-            raise UnlearnError(f"forget fraction must lie strictly between 0 and 1, got {forget_fraction}; "
-                               "for example 0.1 for 10 %")
-        forget_fraction = float(forget_fraction)
-        k = int(round(forget_fraction * n))
-        if k == 0 or k == n:
-            raise UnlearnError(f"a forget fraction of {forget_fraction} of {n} samples leaves "
-                               f"{'an empty forget' if k == 0 else 'an empty retain'} set; choose another fraction")
+        forget_fraction, k = _forget_count(forget_fraction, n)
         g = torch.Generator().manual_seed(seed)
         perm = torch.randperm(n, generator=g)
         forget_idx, retain_idx = perm[:k].sort().values, perm[k:].sort().values
-        return UnlearningTask(data, scenario, forget_idx, retain_idx, seed, forget_fraction=float(forget_fraction))
+        device = data.y_train.device
+        return UnlearningTask(data, scenario, forget_idx.to(device), retain_idx.to(device), seed,
+                              forget_fraction=forget_fraction)
+    if scenario == "mislabeled":
+        noisy, flipped = flip_labels(data, forget_fraction, seed)
+        forget_idx, retain_idx = _split(n, flipped)
+        device = data.y_train.device
+        return UnlearningTask(noisy, scenario, forget_idx.to(device), retain_idx.to(device), seed,
+                              forget_fraction=float(forget_fraction), y_train_true=data.y_train)
+    if scenario == "memorized":
+        forget_fraction, k = _forget_count(forget_fraction, n)
+        unseen, from_shadows = None, scores is None
+        if scores is None:
+            from unlearnlib.config import get_profile
+            from unlearnlib.shadows import leave_out_accuracy, memorization_scores
+            from unlearnlib.train import TrainConfig
+
+            cfg = cfg if cfg is not None else TrainConfig.from_profile(get_profile())
+            scores = memorization_scores(data, cfg, seed=MEMORIZATION_SHADOW_SEED, progress=False)
+        scores = torch.as_tensor(np.asarray(scores, dtype=np.float64))
+        if scores.shape != (n,) or not bool(torch.isfinite(scores).all()):
+            raise UnlearnError(f"memorisation scores must be {n} finite numbers, one per training sample; got "
+                               f"shape {tuple(scores.shape)}")
+        # A stable sort: ties (rare with real-valued scores) go to the lower index, the same on every machine.
+        order = torch.sort(-scores, stable=True).indices
+        forget_idx, retain_idx = _split(n, order[:k])
+        if cfg is not None and from_shadows:
+            # What the shadow models that never saw D_f get right on it: the oracle-free stopping target.
+            from unlearnlib.shadows import leave_out_accuracy
+
+            unseen = leave_out_accuracy(data, cfg, forget_idx, seed=MEMORIZATION_SHADOW_SEED, progress=False)
+        device = data.y_train.device
+        return UnlearningTask(data, scenario, forget_idx.to(device), retain_idx.to(device), seed,
+                              forget_fraction=forget_fraction, unseen_forget_acc=unseen)
     if scenario == "class":
         if forget_class is None:
             raise UnlearnError("class-wise forgetting needs a class; pass --forget-class C (forget_class=C)")
@@ -334,7 +417,7 @@ def make_task(data: Dataset, scenario: str = "random", forget_fraction: float = 
         return UnlearningTask(data, scenario, forget_idx.to(data.y_train.device),
                               retain_idx.to(data.y_train.device), seed, forget_class=forget_class,
                               _test_mask=test_mask)
-    raise UnlearnError(f"unknown scenario {scenario!r}; use 'random' or 'class'")
+    raise UnlearnError(f"unknown scenario {scenario!r}; use one of {', '.join(SCENARIOS)}")
 
 
 def minibatches(n: int, batch_size: int, generator: torch.Generator | None = None, device=None,

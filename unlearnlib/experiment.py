@@ -23,10 +23,18 @@ from unlearnlib.data import Dataset, UnlearningTask, load_dataset, make_task
 from unlearnlib.errors import UnlearnError
 from unlearnlib.methods import get_method
 from unlearnlib.metrics import GAP_METRICS, avg_gap, evaluate
+from unlearnlib.relearn import relearn_curve
 from unlearnlib.train import TrainConfig, original_model, retrained_model
 
-#: the metrics a summary reports, in table order (``MIA_AUC`` is the loss-based attack of chapter 01).
-REPORTED = ("UA", "RA", "TA", "MIA", "gap", "time_s", "MIA_AUC")
+#: the row keys of the per-example audits of chapter 11 (``python -m unlearnlib.bench --audit``).
+AUDIT_KEYS = ("ulira_auc", "ulira_tpr_at_1pct_fpr", "competition_score", "relearn_acc")
+#: the metrics a summary reports, in table order (``MIA_AUC`` is the loss-based attack of chapter 01;
+#: ``true_label_acc`` exists in the mislabeled scenario, the audit keys when audits ran).
+REPORTED = ("UA", "RA", "TA", "MIA", "gap", "time_s", "MIA_AUC", "true_label_acc", *AUDIT_KEYS)
+#: decimals of a key in the text tables: one for percentages; the competition's score lies in [0, 1].
+DECIMALS = {"competition_score": 3}
+#: the keys that paired comparisons and the floor cover, those of them that the rows have.
+COMPARED = (*GAP_METRICS, "gap", "true_label_acc", *AUDIT_KEYS)
 
 #: A variant: a method name; ``(name, kwargs)``; or ``(name, setup)`` with ``setup(task, seed)`` returning the
 #: keyword arguments of that run (a chapter uses it to attach a hook that records something along the run).
@@ -72,25 +80,83 @@ def summarise(rows: list[dict], keys=REPORTED, references: dict | None = None) -
     return summary
 
 
-def format_table(summary: dict, reference: dict, keys=("UA", "RA", "TA", "MIA", "gap", "time_s")) -> str:
+def paired_difference(d) -> dict:
+    """Mean, 95 % Student-t half-width and two-sided paired t-test p-value of per-seed differences ``d``
+    (chapter 11). With fewer than two seeds there is no interval and no test (``None``); differences that are
+    all equal have no spread: p is 1 when they are 0 and 0 otherwise."""
+    from scipy import stats
+
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    entry = {"mean": float(d.mean()) if n else float("nan"), "ci95": None, "p": None, "p_holm": None,
+             "test": "paired t", "n": n}
+    if n < 2:
+        return entry
+    sd = float(d.std(ddof=1))
+    entry["ci95"] = float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+    entry["p"] = float(stats.ttest_1samp(d, 0.0).pvalue) if sd > 0 else (0.0 if d[0] != 0 else 1.0)
+    return entry
+
+
+def holm(pvalues) -> list:
+    """Holm's step-down adjustment of a family of p-values (chapter 11): the i-th smallest is multiplied by
+    (m − i), running maxima keep the order, capped at 1. ``None`` entries (no test) stay ``None``."""
+    idx = [i for i, p in enumerate(pvalues) if p is not None]
+    m = len(idx)
+    out = [None] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(sorted(idx, key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
+def format_table(summary: dict, reference: dict, keys=("UA", "RA", "TA", "MIA", "gap", "time_s"),
+                 floor: dict | None = None) -> str:
     """The summary as a text table, mean±95 % CI, with the retrain oracle's means as the first row (chapter 02).
 
-    Each column is as wide as its widest entry, so that a chapter's table fits the book's content column.
+    With ``floor`` (:attr:`Comparison.floor`), a second row gives the noise floor: the mean absolute difference
+    between two independently retrained oracles, per metric (chapter 11). Each column is as wide as its widest
+    entry, so that a chapter's table fits the book's content column.
     """
-    def cell(stats: dict | None) -> str:
+    def cell(stats: dict | None, key: str) -> str:
         if stats is None:
             return ""
-        ci = stats["ci95"]
-        return f"{stats['mean']:.1f}±{ci:.1f}" if ci is not None else f"{stats['mean']:.1f}"
+        ci, d = stats["ci95"], DECIMALS.get(key, 1)
+        return f"{stats['mean']:.{d}f}±{ci:.{d}f}" if ci is not None else f"{stats['mean']:.{d}f}"
 
     header = ["method", *keys]
-    body = [["(retrain oracle)", *(f"{reference[k]:.1f}" if k in reference else "" for k in keys)]]
-    body += [[method, *(cell(s.get(k)) for k in keys)] for method, s in summary.items()]
+    body = [["(retrain oracle)", *(f"{reference[k]:.{DECIMALS.get(k, 1)}f}" if k in reference else "" for k in keys)]]
+    if floor:
+        body.append(["(noise floor)", *(cell(floor.get(k), k) for k in keys)])
+    body += [[method, *(cell(s.get(k), k) for k in keys)] for method, s in summary.items()]
     widths = [max(len(row[i]) for row in (header, *body)) for i in range(len(header))]
     # One space between columns: the ± keeps neighbouring cells apart.
     lines = [(row[0].ljust(widths[0]) + " " + "".join(c.rjust(w + 1) for c, w in zip(row[1:], widths[1:])))
              .rstrip() for row in (header, *body)]
     return "\n".join(lines)
+
+
+def format_paired(paired: dict, family: dict, key: str = "gap") -> str:
+    """Paired differences (method − baseline) of ``key`` as a text table: mean ± 95 % half-width and the
+    Holm-adjusted p-value, a star where it is below 0.05 (chapter 11)."""
+    bases = family.get("baselines", [])
+    header = ["method", *(f"{key} − {b}" for b in bases)]
+
+    def cell(e):
+        if e is None:
+            return ""
+        if e["ci95"] is None:
+            return f"{e['mean']:+.1f}"
+        star = "*" if e["p_holm"] is not None and e["p_holm"] < 0.05 else " "
+        p = "p<0.001" if e["p_holm"] < 0.001 else f"p={e['p_holm']:.3f}"
+        return f"{e['mean']:+.1f}±{e['ci95']:.1f} {p}{star}"
+
+    body = [[m, *(cell(paired[m].get(b, {}).get(key)) for b in bases)] for m in paired]
+    widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
+    lines = [(r[0].ljust(widths[0]) + "".join(c.rjust(w + 2) for c, w in zip(r[1:], widths[1:]))).rstrip()
+             for r in (header, *body)]
+    return "\n".join(lines + [f"({family.get('test')}; p: {family.get('correction')}; * p < 0.05)"])
 
 
 @dataclass
@@ -101,6 +167,9 @@ class Comparison:
     seeds: list[int]
     rows: list[dict] = field(default_factory=list)
     references: list[dict] = field(default_factory=list)
+    #: per seed, the absolute difference of every metric between a second, independently retrained oracle and
+    #: the seed's oracle (``gap``: their Avg. Gap); empty when the comparison was run without a floor.
+    floor_rows: list[dict] = field(default_factory=list)
 
     @property
     def summary(self) -> dict:
@@ -133,8 +202,80 @@ class Comparison:
         return self.summary[method][key]["ci95"] or 0.0
 
     def table(self, keys=("UA", "RA", "TA", "MIA", "gap", "time_s")) -> str:
-        """The summary as a text table (:func:`format_table`)."""
-        return format_table(self.summary, self.reference, keys=keys)
+        """The summary as a text table (:func:`format_table`), the noise floor as its second row."""
+        return format_table(self.summary, self.reference, keys=keys, floor=self.floor)
+
+    @property
+    def floor(self) -> dict:
+        """The noise floor (chapter 11): per metric and for ``gap``, the mean, standard deviation and 95 % CI
+        over seeds of the distance between two independently retrained oracles of the same task. A method whose
+        distance to the oracle is within it cannot be told apart from retraining with another seed."""
+        if not self.floor_rows:
+            return {}
+        return summarise([{"method": "floor", **r} for r in self.floor_rows],
+                         keys=(*GAP_METRICS, "gap", "MIA_AUC", "true_label_acc", *AUDIT_KEYS))["floor"]
+
+    def distance(self, method: str, key: str = "gap") -> np.ndarray:
+        """Per seed, the method's distance to the seed's oracle on ``key``: its Avg. Gap for ``gap``, else the
+        absolute difference of the metric; what the noise floor is compared with (chapter 11)."""
+        if key == "gap":
+            return self.per_seed(method, "gap")
+        oracle = np.array([r[key] for r in self.references], dtype=float)
+        return np.abs(self.per_seed(method, key) - oracle)
+
+    def floor_per_seed(self, key: str = "gap") -> np.ndarray:
+        if not self.floor_rows:
+            raise UnlearnError("this comparison has no noise floor; run compare_methods with floor=True")
+        return np.array([r[key] for r in self.floor_rows], dtype=float)
+
+    def beyond_floor(self, method: str, key: str = "gap", level: float = 0.05) -> bool:
+        """Is ``method`` measurably farther from the oracle than a second oracle is? A one-sided paired t-test of
+        the per-seed differences (method's distance − the floor's) at ``level`` (chapter 11). ``False`` means
+        the seeds cannot tell the method from retraining, not that it equals it."""
+        from scipy import stats
+
+        d = self.distance(method, key) - self.floor_per_seed(key)
+        if len(d) < 2:
+            raise UnlearnError("a paired test needs at least two seeds; run the comparison with more seeds")
+        if not np.any(d != d[0]):
+            return bool(d[0] > 0)
+        return bool(stats.ttest_1samp(d, 0.0, alternative="greater").pvalue < level)
+
+    def paired_stats(self, baselines=("ga", "neggrad_plus"), keys=None) -> tuple[dict, dict]:
+        """Paired comparisons of every method with each baseline, Holm-corrected (chapter 11).
+
+        Returns ``(paired, family)``: ``paired[method][baseline][key]`` holds the mean of the per-seed
+        differences (method − baseline), the half-width of its 95 % Student-t interval, the two-sided paired
+        t-test's p-value and ``p_holm``, corrected by Holm's step-down procedure over the family of every
+        (method, baseline) pair of the same key; ``family`` declares it. Baselines absent from the comparison
+        are left out; a method is not compared with itself, two baselines are compared once (the first listed
+        as ``method``), and ``retrain`` and ``original`` rows are no methods.
+        """
+        present = set(self.methods)
+        bases = [b for b in baselines if b in present]
+        if keys is None:  # every compared key that every row has
+            keys = [k for k in COMPARED if self.rows and all(r.get(k) is not None for r in self.rows)]
+        methods = [m for m in self.methods if m not in ("retrain", "original")]
+        paired: dict = {}
+        pvals: dict = {k: [] for k in keys}
+        for m in methods:
+            for b in bases:
+                # Not with itself; and two baselines once only (b − m is the mirror of m − b, not a new test).
+                if m == b or (m in bases and b in paired and m in paired[b]):
+                    continue
+                for key in keys:
+                    d = self.per_seed(m, key) - self.per_seed(b, key)
+                    entry = paired_difference(d)
+                    paired.setdefault(m, {}).setdefault(b, {})[key] = entry
+                    pvals[key].append((m, b, entry["p"]))
+        for key, family in pvals.items():
+            for (m, b, _), p_adj in zip(family, holm([p for *_, p in family])):
+                paired[m][b][key]["p_holm"] = p_adj
+        family = {"baselines": bases, "methods": [m for m in methods if m in paired], "metrics": list(keys),
+                  "pairs_per_metric": len(pvals[keys[0]]) if keys else 0,
+                  "test": "paired Student t, two-sided, over seeds",
+                  "correction": "Holm over the (method, baseline) pairs of each metric"}
+        return paired, family
 
     # Comparisons between two methods of the same comparison (chapters 02-09). Every seed ran both methods from
     # the same original model against the same oracle, so differences are taken seed by seed (paired).
@@ -188,7 +329,7 @@ def _resolve(label: str, spec: Variant) -> tuple[str | None, Callable]:
 def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "class", *,
                     data: Dataset | None = None, cfg: TrainConfig | None = None, seeds=None,
                     forget_class: int = 3, forget_fraction: float = 0.1, device=None,
-                    progress: bool = True) -> Comparison:
+                    progress: bool = True, floor: bool = True, relearn: bool = False) -> Comparison:
     """Run every variant from each seed's original model and evaluate it against that seed's oracle (chapter 02).
 
     ``variants`` maps a row label to a :data:`Variant`; a list of method names uses the names as labels.
@@ -197,7 +338,11 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
     wall-clock ``time_s`` of the run, and ``steps`` (the unlearning steps taken, 0 for the original model).
     Every method is checked not to have changed the original model it was given. Within a seed the variants run
     in the order given, so a setup may use what an earlier variant of the same seed recorded (for example its
-    ``log``, to run another variant for the same number of steps).
+    ``log``, to run another variant for the same number of steps). With ``floor`` (the default), each seed also
+    trains a second, independent oracle (:func:`~unlearnlib.train.retrained_model` replica 1, cached) and records
+    its distance to the first: the noise floor of chapter 11. With ``relearn``, every row (and the oracle's
+    reference) gets ``relearn_acc``: the held-out forget accuracy after the relearning attack of chapter 11
+    (:func:`unlearnlib.relearn.relearn_curve` with its defaults).
     """
     profile = get_profile()
     device = get_device(device)
@@ -216,11 +361,22 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
     bar = tqdm(total=len(seeds) * len(resolved), desc=f"{scenario}: methods x seeds", disable=not progress,
                leave=False, delay=5)
     for seed in seeds:
-        task = make_task(data, scenario, forget_fraction=forget_fraction, forget_class=forget_class, seed=seed)
-        m0 = original_model(data, cfg, seed=seed, device=device, progress=False)
+        task = make_task(data, scenario, forget_fraction=forget_fraction, forget_class=forget_class, seed=seed,
+                         cfg=cfg)
+        # task.data, not data: in the mislabeled scenario the original model trains on the flipped labels.
+        m0 = original_model(task.data, cfg, seed=seed, device=device, progress=False)
         oracle = retrained_model(task, cfg, seed=seed, device=device, progress=False)
         reference = evaluate(oracle, task)
+        if relearn:
+            reference["relearn_acc"] = float(relearn_curve(oracle, task, seed=seed)[-1])
         result.references.append(reference)
+        if floor:
+            second = evaluate(retrained_model(task, cfg, seed=seed, device=device, progress=False, replica=1), task,
+                              reference=reference)
+            result.floor_rows.append({"seed": seed, "gap": second["gap"],
+                                      **{k: abs(second[k] - reference[k])
+                                         for k in (*GAP_METRICS, "MIA_AUC", "true_label_acc")
+                                         if second.get(k) is not None and reference.get(k) is not None}})
         theta0 = {k: v.detach().clone() for k, v in m0.state_dict().items()}
         for label, (name, setup) in resolved.items():
             log: list = []
@@ -240,8 +396,11 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
                     raise RuntimeError(f"{label} ({name}) changed the original model it was given; a method must "
                                        "work on a copy (unlearnlib.methods._loop.fresh_copy)")
             steps = log[-1]["step"] if log else 0
-            result.rows.append({"method": label, "seed": seed, "steps": steps,
-                                **evaluate(model, task, reference=reference, time_s=elapsed)})
+            row = {"method": label, "seed": seed, "steps": steps,
+                   **evaluate(model, task, reference=reference, time_s=elapsed)}
+            if relearn:
+                row["relearn_acc"] = float(relearn_curve(model, task, seed=seed)[-1])
+            result.rows.append(row)
             bar.update()
     bar.close()
     return result

@@ -8,6 +8,9 @@ per-tensor ("blockwise") variant of OrthoGrad is a separate, explicit option (ch
 
 from __future__ import annotations
 
+import copy
+import math
+
 import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
@@ -324,3 +327,371 @@ def harmonize(g_a: torch.Tensor, g_b: torch.Tensor) -> tuple[torch.Tensor, torch
     a = g_a - torch.where(conflict, dot / g_b.dot(g_b), torch.zeros_like(dot)) * g_b
     b = g_b - torch.where(conflict, dot / g_a.dot(g_a), torch.zeros_like(dot)) * g_a
     return a, b
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The per-layer ("ghost") route: what OrthoGrad and the masked test need, without the B x P matrix (chapter 07).
+# ---------------------------------------------------------------------------------------------------------------
+#
+# A linear map z = W a applied at T positions (T = 1 for a Linear layer on vectors, the output pixels of a
+# convolution, whose inputs a are the unfolded patches) has the per-sample weight gradient
+#     g_i = Σ_t b_{i,t} a_{i,t}ᵀ,   b_{i,t} = ∂ℓ_i / ∂z_{i,t},
+# so everything OrthoGrad and the masked test need follows from the layer inputs a and the output gradients b,
+# which one forward pass and one backward pass (to the layer outputs only) provide:
+#     ⟨g_i, g_j⟩ = Σ_{t,s} (a_{i,t}·a_{j,s}) (b_{i,t}·b_{j,s})       (Gram matrix, B²T²(D + p) operations)
+#     ⟨g_i, V⟩   = Σ_t b_{i,t}ᵀ V a_{i,t}                          (products with a direction)
+#     Σ_i w_i g_i = Σ_{i,t} w_i b_{i,t} a_{i,t}ᵀ                      (a weighted gradient: one weight-gradient)
+# The Gram matrix can also be had by forming the layer's B per-sample gradients (B·T·D·p operations) and
+# multiplying them (B²·D·p); per layer, the cheaper of the two is used (``_ghost_is_cheaper``), as in mixed ghost
+# clipping (Bu et al., arXiv 2205.10683). Only one layer's per-sample block exists at any time.
+# GroupNorm's affine parameters (and biases) have per-sample gradients of C numbers per sample; they are formed
+# directly. Parameters of any other module (or of a convolution this route does not cover: groups, non-zero
+# padding modes) fall back to vmap per-sample gradients of those parameters only (``route`` says which).
+
+#: the module types whose per-sample gradients the per-layer route computes from inputs and output gradients.
+GHOST_MODULES = (nn.Linear, nn.Conv2d, nn.GroupNorm)
+
+
+def _supported(m: nn.Module) -> bool:
+    if isinstance(m, nn.Conv2d):
+        return m.groups == 1 and m.padding_mode == "zeros" and not isinstance(m.padding, str)
+    return isinstance(m, GHOST_MODULES)
+
+
+def _ghost_is_cheaper(B: int, T: int, D: int, p: int) -> bool:
+    """Operation count of the Gram matrix of one linear layer: the ghost form B²T²(D + p) against forming the
+    per-sample gradients, B·T·D·p, and multiplying them, B²·D·p (chapter 07)."""
+    return B * B * T * T * (D + p) < B * T * D * p + B * B * D * p
+
+
+class PerSampleFactors:
+    """The per-sample gradients of one batch, held per layer in factored form (chapter 07).
+
+    Made by :func:`per_sample_factors`. Everything is returned per parameter name (``named_parameters()``
+    order of the trainable parameters). The Gram matrix and the products with a direction (:meth:`gram_dots`)
+    are accumulated in float64: they are B x B and B numbers, and the Gram route then resolves the same
+    directions as a QR of G in float32 (:func:`gram_coefficients`). ``route[name]`` is ``"ghost"`` (Gram from
+    inputs and output gradients), ``"materialised"`` (the layer's B per-sample gradients formed, one layer at a
+    time), ``"per-sample"`` (GroupNorm affine and biases: C numbers per sample) or ``"vmap"`` (fallback for
+    parameters of other modules).
+    """
+
+    #: the per-sample blocks that :meth:`gram_dots` forms are kept for :meth:`combine` up to this many bytes in all
+    #: (a product with a kept block costs B·p·D instead of a weight-gradient pass, B·T·p·D).
+    KEEP_BYTES = 1 << 28
+    #: :meth:`moments` forms a layer's per-sample gradients in chunks of samples of at most this many bytes.
+    CHUNK_BYTES = 1 << 26
+
+    def __init__(self, names, shapes, batch, dtype, device):
+        self.names, self.shapes, self.batch, self.dtype, self.device = names, shapes, batch, dtype, device
+        self.outer: list[dict] = []          # one linear layer each: module, raw inputs "x", output gradients "dy"
+        self.dense: dict[str, torch.Tensor] = {}     # name -> [B, *shape]
+        self.route: dict[str, str] = {}
+
+    def rows(self, index: slice) -> "PerSampleFactors":
+        """The same factors restricted to the samples ``index`` (a slice of the batch; views, no copies)."""
+        sub = PerSampleFactors(self.names, self.shapes, len(range(*index.indices(self.batch))), self.dtype,
+                               self.device)
+        sub.route = self.route
+        sub.outer = [{**layer, "x": [x[index] for x in layer["x"]], "dy": [dy[index] for dy in layer["dy"]]}
+                     for layer in self.outer]
+        for layer in sub.outer:
+            layer.pop("G", None)
+        sub.dense = {n: g[index] for n, g in self.dense.items()}
+        return sub
+
+    @staticmethod
+    def _ab(layer):
+        """Inputs [B, T, D] and output gradients [B, T, p] of one linear layer (convolution patches unfolded)."""
+        m = layer["module"]
+        if isinstance(m, nn.Conv2d):
+            a = [nn.functional.unfold(x, m.kernel_size, m.dilation, m.padding, m.stride).transpose(1, 2)
+                 for x in layer["x"]]
+            b = [dy.flatten(2).transpose(1, 2) for dy in layer["dy"]]
+        else:
+            a = [x.reshape(x.shape[0], -1, x.shape[-1]) for x in layer["x"]]
+            b = [dy.reshape(dy.shape[0], -1, dy.shape[-1]) for dy in layer["dy"]]
+        return (a[0], b[0]) if len(a) == 1 else (torch.cat(a, 1), torch.cat(b, 1))
+
+    @staticmethod
+    def _materialise(a, b):
+        """One layer's per-sample gradients [B, p·D] from its factors: Σ_t b_{i,t} a_{i,t}ᵀ for every sample."""
+        return torch.bmm(b.transpose(1, 2), a).reshape(a.shape[0], -1)
+
+    def gram_dots(self, v: dict[str, torch.Tensor] | None = None, per_tensor: bool = False):
+        """The Gram matrix K = G Gᵀ [B, B] and, if ``v`` (a direction, per name) is given, d = G v [B], both
+        float64; summed over all parameters, or ``{name: (K, d)}`` with ``per_tensor``."""
+        B, acc = self.batch, torch.float64
+        out, kept = {}, 0
+
+        def dense_block(G, vn):     # G [B, n] in the working precision; products in float64, in column chunks
+            K = torch.zeros(B, B, dtype=acc, device=G.device)
+            d = torch.zeros(B, dtype=acc, device=G.device) if vn is not None else None
+            step = max(1, (1 << 22) // B)     # about 32 MB of float64 at a time: never a float64 copy of a large block
+            for j in range(0, G.shape[1], step):
+                Gc = G[:, j:j + step].to(acc)
+                K = K + Gc @ Gc.T
+                if vn is not None:
+                    d = d + Gc @ vn[j:j + step].to(acc)
+            return K, d
+
+        for layer in self.outer:
+            name = layer["weight"]
+            vn = v[name].reshape(-1) if v is not None else None
+            a, b = self._ab(layer)
+            if layer["ghost"]:
+                a, b = a.to(acc), b.to(acc)
+                T = a.shape[1]
+                aa = (a.reshape(B * T, -1) @ a.reshape(B * T, -1).T).view(B, T, B, T)
+                bb = (b.reshape(B * T, -1) @ b.reshape(B * T, -1).T).view(B, T, B, T)
+                K = (aa * bb).sum((1, 3))
+                d = ((a @ vn.to(acc).view(b.shape[-1], -1).T) * b).sum((1, 2)) if vn is not None else None
+                out[name] = (K, d)
+            else:
+                G = self._materialise(a, b)
+                out[name] = dense_block(G, vn)
+                if kept + G.numel() * G.element_size() <= self.KEEP_BYTES:
+                    layer["G"], kept = G, kept + G.numel() * G.element_size()
+        if per_tensor:
+            for n, g in self.dense.items():
+                out[n] = dense_block(g.reshape(B, -1), v[n].reshape(-1) if v is not None else None)
+            return out
+        if self.dense:   # the small blocks together: one product instead of one per tensor
+            names = list(self.dense)
+            G = torch.cat([self.dense[n].reshape(B, -1) for n in names], 1)
+            vn = torch.cat([v[n].reshape(-1) for n in names]) if v is not None else None
+            out["(per-sample)"] = dense_block(G, vn)
+        K = sum(k for k, _ in out.values())
+        d = sum(dd for _, dd in out.values()) if v is not None else None
+        return K, d
+
+    def combine(self, w) -> dict[str, torch.Tensor]:
+        """Σ_i w_i g_i per parameter, in the parameters' dtype; ``w`` is [B] or ``{name: [B]}`` (one weight vector
+        per tensor). With w = 1/B it is the mean gradient. For a layer this is the weight gradient of its output
+        gradients scaled by w, one call of the layer's own weight-gradient kernel."""
+        out = {}
+        for layer in self.outer:
+            name, m = layer["weight"], layer["module"]
+            wn = (w[name] if isinstance(w, dict) else w).to(self.dtype)
+            if "G" in layer:
+                out[name] = wn @ layer["G"]
+            elif isinstance(m, nn.Conv2d):
+                out[name] = sum(nn.grad.conv2d_weight(x, m.weight.shape, dy * wn[:, None, None, None], m.stride,
+                                                      m.padding, m.dilation, m.groups)
+                                for x, dy in zip(layer["x"], layer["dy"]))
+            else:
+                a, b = self._ab(layer)
+                out[name] = (b * wn[:, None, None]).reshape(-1, b.shape[-1]).T @ a.reshape(-1, a.shape[-1])
+        for name, g in self.dense.items():
+            wn = (w[name] if isinstance(w, dict) else w).to(g.dtype)
+            out[name] = (wn @ g.reshape(self.batch, -1)).view(self.shapes[name])
+        return {n: out[n].reshape(self.shapes[n]) for n in self.names}
+
+    def moments(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Per coordinate, the mean of the B per-sample gradients and the mean of their squares (chapter 10).
+
+        A layer applied at one position (T = 1: a Linear layer on vectors) needs no per-sample gradients:
+        Σ_i g_i² = (b∘b)ᵀ(a∘a). With T > 1 the square of a sum over positions does not factor, so the layer's
+        per-sample block is formed, one layer at a time, as BackPACK's ``SumGradSquared`` does for convolutions
+        (Dangel et al., arXiv 1912.10985).
+        """
+        B = self.batch
+        mean, second = {}, {}
+        for layer in self.outer:
+            name = layer["weight"]
+            a, b = self._ab(layer)
+            if a.shape[1] == 1:
+                a, b = a[:, 0], b[:, 0]
+                mean[name], second[name] = b.T @ a / B, (b * b).T @ (a * a) / B
+            else:   # in chunks of samples, so that at most CHUNK_BYTES of per-sample gradients exist at a time
+                n = max(1, self.CHUNK_BYTES // (a.shape[2] * b.shape[2] * a.element_size()))
+                total, squares = 0, 0
+                for j in range(0, B, n):
+                    G = self._materialise(a[j:j + n], b[j:j + n])
+                    total, squares = total + G.sum(0), squares + (G * G).sum(0)
+                mean[name], second[name] = total / B, squares / B
+        if self.dense:   # the small blocks together: two reductions instead of two per tensor
+            names = list(self.dense)
+            G = torch.cat([self.dense[n].reshape(B, -1) for n in names], 1)
+            sizes = [self.dense[n][0].numel() for n in names]
+            mean.update(zip(names, G.mean(0).split(sizes)))
+            second.update(zip(names, (G * G).mean(0).split(sizes)))
+        return ({n: mean[n].reshape(self.shapes[n]) for n in self.names},
+                {n: second[n].reshape(self.shapes[n]) for n in self.names})
+
+    def counted_bytes(self, gram: bool = True) -> int:
+        """The bytes this route holds at its peak beyond a batch backward pass, counted from the shapes (chapter 07):
+        the layer inputs (kept alive after autograd would have freed them) and output gradients, the per-sample
+        blocks of GroupNorm, biases and fallback parameters, the materialised blocks kept for :meth:`combine`
+        (``KEEP_BYTES`` at most), plus the largest per-layer temporary: the unfolded patches and either the layer's
+        per-sample block with one float64 chunk, or the float64 factors and their two B·T x B·T products (ghost
+        form); and the B x B Gram matrix. ``gram=False`` counts what :meth:`moments` needs: no Gram matrix, no
+        kept blocks, no float64 chunk."""
+        item = torch.empty((), dtype=self.dtype).element_size()
+        B = self.batch
+        held = sum(t.numel() for layer in self.outer for t in (*layer["x"], *layer["dy"])) * item
+        held += sum(t.numel() for t in self.dense.values()) * item
+        temp, kept = 0, 0
+        for layer in self.outer:
+            T, D, p = layer["T"], layer["D"], layer["p"]
+            if gram and not layer["ghost"] and kept + B * D * p * item <= self.KEEP_BYTES:   # kept for combine()
+                kept += B * D * p * item
+            unfolded = B * T * D * item if isinstance(layer["module"], nn.Conv2d) else 0
+            if not gram:                 # moments: T = 1 factored, else a chunk of samples and its square
+                n = min(B, max(1, self.CHUNK_BYTES // (D * p * item)))
+                work = 0 if T == 1 else 2 * n * D * p * item + 2 * D * p * item
+            elif layer["ghost"]:
+                work = 2 * (B * T) ** 2 * 8 + B * T * (D + p) * 8
+            else:
+                work = B * D * p * item + B * min(D * p, max(1, (1 << 22) // B)) * 8
+            temp = max(temp, unfolded + work)
+        return held + kept + temp + (2 * B * B * 8 if gram else 0)
+
+
+def per_sample_factors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None) -> PerSampleFactors:
+    """Per-sample gradients of the batch in per-layer factored form: one forward pass with hooks that keep each
+    layer's input, one backward pass to the layer outputs (no parameter gradient is formed) (chapter 07).
+
+    Accepts exactly what :func:`per_sample_grads` accepts (the same checks). ``loss_fn`` must reduce by mean over
+    samples; it is multiplied by B so that the output gradients are those of the per-sample losses. Which form
+    each layer uses is decided here, by :func:`_ghost_is_cheaper`.
+    """
+    _check_per_sample_call(model, x, y, loss_fn)
+    loss_fn = loss_fn or nn.functional.cross_entropy
+    params = trainable(model)
+    B = x.shape[0]
+    first = next(iter(params.values()), None)
+    if first is None:
+        raise UnlearnError("the model has no trainable parameters")
+    out = PerSampleFactors(list(params), {n: p.shape for n, p in params.items()}, B, first.dtype, first.device)
+    ids = {id(p): n for n, p in params.items()}
+    layers, handled = {}, set()
+    for m in model.modules():
+        own = {k: ids[id(p)] for k, p in m.named_parameters(recurse=False) if id(p) in ids}
+        if own and _supported(m):
+            layers[id(m)] = {"module": m, "own": own, "x": [], "o": [], "dy": []}
+            handled.update(own.values())
+
+    def hook(m, inputs, output):
+        layers[id(m)]["x"].append(inputs[0].detach())      # shares the version counter of the input
+        layers[id(m)]["o"].append((output, output._version, inputs[0]._version))
+
+    handles = [layer["module"].register_forward_hook(hook) for layer in layers.values()]
+    try:
+        with torch.enable_grad():
+            logits = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    # A layer whose input or output was later changed in place (an ``inplace=True`` activation) no longer holds
+    # the tensors its gradient needs: its parameters go to the vmap fallback instead.
+    for key in [k for k, layer in layers.items()
+                if any(o._version != v or xi._version != vx for (o, v, vx), xi in zip(layer["o"], layer["x"]))]:
+        handled.difference_update(layers.pop(key)["own"].values())
+    for layer in layers.values():
+        layer["o"] = [o for o, _, _ in layer["o"]]
+    if logits.dim() != 2 or logits.shape[0] != B:
+        raise UnlearnError(f"the model maps a batch of {B} to outputs of shape {tuple(logits.shape)}, not [B, C]")
+    outputs = [o for layer in layers.values() for o in layer["o"]]
+    grads = torch.autograd.grad(loss_fn(logits, y) * B, outputs, allow_unused=True) if outputs else ()
+    k = 0
+    for layer in layers.values():
+        n_uses = len(layer["o"])
+        layer["dy"] = [g.detach() if g is not None else torch.zeros_like(o)
+                       for g, o in zip(grads[k:k + n_uses], layer["o"])]
+        k += n_uses
+        layer["o"] = []
+        m, own = layer["module"], layer["own"]
+        if not layer["x"]:           # never called in this forward pass: its gradients are zero
+            for name in own.values():
+                out.dense[name] = torch.zeros(B, *params[name].shape, dtype=params[name].dtype, device=x.device)
+                out.route[name] = "per-sample"
+            continue
+        if isinstance(m, nn.GroupNorm):
+            if "weight" in own:
+                xhat = [nn.functional.group_norm(xi, m.num_groups, eps=m.eps) for xi in layer["x"]]
+                out.dense[own["weight"]] = sum((dy * xh).reshape(B, m.num_channels, -1).sum(2)
+                                               for dy, xh in zip(layer["dy"], xhat))
+            if "bias" in own:
+                out.dense[own["bias"]] = sum(dy.reshape(B, m.num_channels, -1).sum(2) for dy in layer["dy"])
+            out.route.update({name: "per-sample" for name in own.values()})
+            continue
+        if isinstance(m, nn.Conv2d):
+            D = m.in_channels * math.prod(m.kernel_size)
+            T = sum(dy[0, 0].numel() for dy in layer["dy"])
+            p = m.out_channels
+            bias = (lambda dy: dy.flatten(2).sum(2))
+        else:
+            D, p = m.in_features, m.out_features
+            T = sum(dy[0].numel() // p for dy in layer["dy"])
+            bias = (lambda dy: dy.reshape(B, -1, p).sum(1))
+        if "bias" in own:
+            out.dense[own["bias"]] = sum(bias(dy) for dy in layer["dy"])
+            out.route[own["bias"]] = "per-sample"
+        if "weight" in own:
+            layer.update(weight=own["weight"], T=T, D=D, p=p, ghost=_ghost_is_cheaper(B, T, D, p))
+            out.outer.append(layer)
+            out.route[own["weight"]] = "ghost" if layer["ghost"] else "materialised"
+    rest = [n for n in params if n not in handled]
+    if rest:
+        out.dense.update(_per_sample_subset(model, x, y, loss_fn, rest))
+        out.route.update({n: "vmap" for n in rest})
+    return out
+
+
+def _per_sample_subset(model, x, y, loss_fn, names) -> dict[str, torch.Tensor]:
+    """vmap per-sample gradients of the parameters ``names`` only, the others held fixed (the fallback)."""
+    params = {n: p.detach() for n, p in model.named_parameters() if n in names}
+    frozen = {n: p.detach() for n, p in model.named_parameters() if n not in names}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def one_sample_loss(p, xi, yi):
+        return loss_fn(functional_call(model, (p, frozen, buffers), (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    return vmap(grad(one_sample_loss), in_dims=(None, 0, 0))(params, x, y)
+
+
+def gram_coefficients(K: torch.Tensor, d: torch.Tensor, rtol: float | None = None) -> torch.Tensor:
+    """c with Gᵀc the orthogonal projection of g onto the span of the rows of G, from K = GGᵀ and d = Gg only
+    (chapter 07): c = K⁺d, the pseudo-inverse through an eigendecomposition of K in float64 with eigenvalues
+    below ``rtol`` · λ_max counted as zero.
+
+    ``rtol`` defaults to (``RANK_RTOL_EPS`` · eps of float32)², the square of :func:`project_orthogonal`'s cut on
+    singular values: K is the *exact* (to float64 rounding) Gram matrix of the float32 per-sample gradients, so
+    its eigenvalues are the squared singular values of that G to about 1e-16 λ_max, far below the cut. Formed
+    in float32 instead, K would be accurate only to about 1e-7 λ_max and directions with σ < 3e-4 σ_max would be
+    lost (chapter 07).
+    """
+    K, d = K.to(torch.float64), d.to(torch.float64)
+    rtol = (RANK_RTOL_EPS * torch.finfo(torch.float32).eps) ** 2 if rtol is None else rtol
+    if K.device.type == "cpu" and not bool(torch.isfinite(K).all() & torch.isfinite(d).all()):
+        raise UnlearnError("the Gram matrix or the products have NaN or infinite entries; the gradients diverged "
+                           "(lower the learning rate) or the model has NaN weights")
+    lam, V = torch.linalg.eigh(K)
+    nan_guard = lam.sum() * 0          # NaN when K is not finite, so a NaN is carried to the result (see above)
+    keep = (lam > rtol * lam.max()).to(K.dtype) + nan_guard
+    return V @ (keep * (V.T @ d) / torch.where(keep > 0, lam, torch.ones_like(lam)))
+
+
+#: the per-sample routes whose memory :func:`per_sample_bytes` counts.
+BYTE_ROUTES = ("ghost", "moments", "vmap", "loop")
+
+
+def per_sample_bytes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, route: str) -> int:
+    """The bytes a route allocates for the per-sample work on the batch (x, y) at its peak, beyond a batch
+    backward pass, counted from the shapes (chapter 07); nothing is computed (it runs on the ``meta`` device).
+
+    ``"vmap"`` and ``"loop"``: the B x P matrix G and the copy that the QR factorisation overwrites,
+    2·B·P numbers. ``"ghost"`` (OrthoGrad) and ``"moments"`` (the masked test): what
+    :meth:`PerSampleFactors.counted_bytes` counts (layer inputs and output gradients, one layer's temporaries).
+    """
+    if route not in BYTE_ROUTES:
+        raise UnlearnError(f"route must be one of {', '.join(BYTE_ROUTES)}, got {route!r}")
+    params = trainable(model)
+    item = next(iter(params.values())).element_size()
+    if route in ("vmap", "loop"):
+        return 2 * x.shape[0] * sum(p.numel() for p in params.values()) * item
+    meta = copy.deepcopy(model).to("meta")   # shapes only: no data, no arithmetic
+    with torch.enable_grad():
+        factors = per_sample_factors(meta, x.to("meta"), y.to("meta"))
+    return factors.counted_bytes(gram=route == "ghost")

@@ -126,7 +126,9 @@ def evaluate(model: nn.Module, task: UnlearningTask, reference: dict | None = No
     Keys: ``UA`` (100 - accuracy on D_f), ``RA`` (accuracy on D_r), ``TA`` (accuracy on D_t; class-wise: the
     remaining classes only), ``MIA`` (MIA-Efficacy), ``MIA_AUC`` (loss-based MIA; ``None`` when the task leaves
     it undefined, see :func:`undefined_metrics`), and, when given,
-    ``gap`` (Avg. Gap to ``reference``, the retrain oracle's metrics) and ``time_s``.
+    ``gap`` (Avg. Gap to ``reference``, the retrain oracle's metrics) and ``time_s``. A task whose training
+    labels were corrupted (the ``mislabeled`` scenario) adds ``true_label_acc``: the accuracy on D_f against the
+    correct labels, which corrective unlearning wants high (chapter 11).
     """
     out = {
         "UA": 100.0 - accuracy(model, task.x_forget, task.y_forget),
@@ -135,6 +137,8 @@ def evaluate(model: nn.Module, task: UnlearningTask, reference: dict | None = No
         "MIA": mia_efficacy(model, task),
         "MIA_AUC": loss_mia_auc(model, task),
     }
+    if task.y_train_true is not None:
+        out["true_label_acc"] = accuracy(model, task.x_forget, task.y_forget_true)
     if reference is not None:
         out["gap"] = avg_gap(out, reference)
     if time_s is not None:

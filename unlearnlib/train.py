@@ -220,15 +220,39 @@ def original_model(data: Dataset, cfg: TrainConfig, seed: int = 0, device=None, 
 
 
 def retrained_model(task: UnlearningTask, cfg: TrainConfig, seed: int = 0, device=None, progress: bool = True,
-                    use_cache: bool = True) -> nn.Module:
+                    use_cache: bool = True, replica: int = 0) -> nn.Module:
     """The retrain oracle: the same recipe on the retain set D_r only (chapter 01); cached.
 
     The seed of the initialisation and of the batch order is offset from the original model's, so that the
-    oracle is an independent training run, as retraining from scratch would be.
+    oracle is an independent training run, as retraining from scratch would be. ``replica`` j > 0 gives another
+    independent retraining of the same task (another initialisation and batch order): replica 1 is the second
+    oracle of the noise floor, replicas 0 .. N-1 the retrained models of the competition's score (chapter 11).
     """
+    if isinstance(replica, bool) or not isinstance(replica, numbers.Integral) or replica < 0:
+        raise UnlearnError(f"replica must be a non-negative integer, got {replica!r}")
     device = config.get_device(device)
     data = task.data
     parts = dict(kind="retrain", task=task.fingerprint(), cfg=asdict(cfg), seed=seed)
-    build = lambda: make_model(cfg.model, data.input_shape, data.num_classes, seed=seed + 10_000)
-    return _cached_train(parts, "retrain", build, task.x_retain, task.y_retain, cfg, seed + 10_000, device,
+    if replica:  # replica 0 keeps the key the oracle always had
+        parts["replica"] = int(replica)
+    train_seed = seed + 10_000 + 100_003 * int(replica)
+    build = lambda: make_model(cfg.model, data.input_shape, data.num_classes, seed=train_seed)
+    return _cached_train(parts, "retrain", build, task.x_retain, task.y_retain, cfg, train_seed, device,
+                         progress, use_cache)
+
+
+def subset_model(data: Dataset, idx: torch.Tensor, cfg: TrainConfig, seed: int, device=None, progress: bool = False,
+                 use_cache: bool = True) -> nn.Module:
+    """A model trained with the book's recipe on the training samples ``idx`` of ``data`` only: the shadow models
+    of memorisation scores and of per-example attacks (chapter 11); cached by the data, the subset, the recipe
+    and the seed."""
+    device = config.get_device(device)
+    idx = torch.as_tensor(idx, dtype=torch.long).cpu().sort().values
+    if len(idx) == 0:
+        raise UnlearnError("a shadow model needs at least one training sample; the subset is empty")
+    digest = hashlib.sha256(idx.cpu().numpy().astype("int64").tobytes()).hexdigest()[:16]
+    parts = dict(kind="subset", data=data.fingerprint(), subset=digest, cfg=asdict(cfg), seed=seed)
+    build = lambda: make_model(cfg.model, data.input_shape, data.num_classes, seed=seed)
+    dev_idx = idx.to(data.y_train.device)
+    return _cached_train(parts, "subset", build, data.x_train[dev_idx], data.y_train[dev_idx], cfg, seed, device,
                          progress, use_cache)

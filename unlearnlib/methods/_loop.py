@@ -36,12 +36,17 @@ def fresh_copy(model: nn.Module) -> nn.Module:
 def forget_target(task: UnlearningTask, model: nn.Module) -> float:
     """The oracle-free stopping target for the forget accuracy, in % (chapter 02).
 
-    Class-wise: chance level, 100 / C (a model that no longer knows the class can at best guess it). Random:
-    the model's own accuracy on the test set (forgotten samples should look like samples it never saw). Neither
-    uses the retrain oracle, which a real deployment does not have.
+    Class-wise: chance level, 100 / C (a model that no longer knows the class can at best guess it). Mislabeled
+    (chapter 11): chance level too, since the forget labels are known to be wrong, a corrected model should
+    predict them no better than guessing. Memorized (chapter 11): the accuracy that shadow models which never
+    trained on these samples have on them, when the task carries it (``task.unseen_forget_acc``). Random, and
+    memorized without it: the model's own accuracy on the test set (forgotten samples should look like samples it
+    never saw). None uses the retrain oracle, which a real deployment does not have.
     """
-    if task.scenario == "class":
+    if task.scenario in ("class", "mislabeled"):
         return 100.0 / task.data.num_classes
+    if getattr(task, "unseen_forget_acc", None) is not None:
+        return float(task.unseen_forget_acc)
     return accuracy(model, task.x_test, task.y_test)
 
 

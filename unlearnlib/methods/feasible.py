@@ -24,6 +24,7 @@ decay λ), not the gradient g; only m ⊙ v is applied, and the velocity of ever
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -31,23 +32,36 @@ from scipy.stats import t as student_t
 from torch import nn
 
 from unlearnlib.errors import UnlearnError
-from unlearnlib.grads import check_trainable_per_sample, per_sample_grads, trainable
+from unlearnlib.grads import check_trainable_per_sample, per_sample_factors, per_sample_grads, trainable
 from unlearnlib.methods._loop import run_unlearning, to_host
 
 
+#: how the test obtains its statistics: per-coordinate moments from the per-layer route, or vmap gradients.
+ROUTES = ("moments", "vmap")
+
+
 def feasibility_mask(model: nn.Module, xr: torch.Tensor, yr: torch.Tensor, delta: float = 0.1,
-                     update: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                     update: dict[str, torch.Tensor] | None = None, route: str = "moments") -> dict[str, torch.Tensor]:
     """The 0/1 mask of the coordinates of ``update`` (default: the current ``.grad``, the base method's descent
     direction u) that pass the one-sided sign-agreement test at level ``delta`` on the per-sample retain
     gradients of the batch (chapter 10). Needs at least two retain samples. The level holds only if the batch
-    is independent of ``update`` (see the module docstring)."""
+    is independent of ``update`` (see the module docstring).
+
+    ``route="moments"`` (default) computes only what the test uses, the per-coordinate mean and mean square of
+    the per-sample gradients, layer by layer (:meth:`~unlearnlib.grads.PerSampleFactors.moments`), and never
+    holds the B x P matrix; ``route="vmap"`` forms it (the reference, :func:`sign_test`)."""
     if len(yr) < 2:
         raise UnlearnError("the feasibility test needs at least two retain samples per batch")
     _check_delta(delta)
+    if route not in ROUTES:
+        raise UnlearnError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
     params = trainable(model)
     if update is None:
         update = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in params.items()}
-    return sign_test(per_sample_grads(model, xr, yr), update, delta)
+    if route == "vmap":
+        return sign_test(per_sample_grads(model, xr, yr), update, delta)
+    mean, second = per_sample_factors(model, xr, yr).moments()
+    return sign_test_moments(mean, second, len(yr), update, delta)
 
 
 def _check_delta(delta: float) -> None:
@@ -55,6 +69,7 @@ def _check_delta(delta: float) -> None:
         raise UnlearnError(f"the test level delta must lie in (0, 0.5], got {delta}")
 
 
+@functools.lru_cache(maxsize=64)   # called once per step with the same arguments; scipy's ppf is not free
 def critical_value(delta: float, batch: int) -> float:
     """The one-sided critical value t_{B−1}⁻¹(1 − δ) for a test batch of ``batch`` samples (0 at δ = 0.5)."""
     return 0.0 if delta == 0.5 else float(student_t.ppf(1 - delta, batch - 1))
@@ -76,6 +91,28 @@ def sign_test(per_sample: dict[str, torch.Tensor], update: dict[str, torch.Tenso
     return masks
 
 
+def sign_test_moments(mean: dict[str, torch.Tensor], second: dict[str, torch.Tensor], batch: int,
+                      update: dict[str, torch.Tensor], delta: float) -> dict[str, torch.Tensor]:
+    """The mask of :func:`sign_test` from the per-coordinate moments of ``batch`` per-sample gradients: ``mean``
+    (their mean) and ``second`` (the mean of their squares) (chapter 10).
+
+    The unbiased variance is B/(B − 1) · (second − mean²). In floating point the difference cancels where the
+    mean dominates, but only there: a coordinate whose variance is lost to rounding has |t| ≳ 1/√eps, far beyond
+    any critical value, so the decision is the two-pass test's except within rounding of the threshold.
+    """
+    _check_delta(delta)
+    if batch < 2:
+        raise UnlearnError("the feasibility test needs at least two retain samples per batch")
+    crit = critical_value(delta, batch)
+    # All tensors at once (flattened): a handful of operations per step instead of a handful per tensor.
+    names = list(mean)
+    m, sq, u = (torch.cat([t[n].reshape(-1) for n in names]) for t in (mean, second, update))
+    var = (sq - m * m).clamp_min(0) * (batch / (batch - 1))
+    z = torch.sign(u) * m / (var.sqrt() / batch ** 0.5).clamp_min(1e-30)
+    flat = (z >= crit).to(m.dtype)
+    return dict(zip(names, (c.view_as(mean[n]) for c, n in zip(flat.split([mean[n].numel() for n in names]), names))))
+
+
 class FeasibilityMasker:
     """``mask_fn`` for :func:`~unlearnlib.methods._loop.run_unlearning` that tests the step SGD takes (chapter 10).
 
@@ -88,8 +125,11 @@ class FeasibilityMasker:
 
     def __init__(self, delta: float = 0.1, history: list | None = None, *,
                  retain: tuple[torch.Tensor, torch.Tensor], test_batch: int = 32, momentum: float = 0.0,
-                 weight_decay: float = 0.0, seed: int = 0):
+                 weight_decay: float = 0.0, seed: int = 0, route: str = "moments"):
         _check_delta(delta)
+        if route not in ROUTES:
+            raise UnlearnError(f"route must be one of {', '.join(ROUTES)}, got {route!r}")
+        self.route = route
         self.x_pool, self.y_pool = retain
         if len(self.y_pool) < 2:
             raise UnlearnError("the feasibility test needs at least two retain samples to draw its batch from")
@@ -104,24 +144,27 @@ class FeasibilityMasker:
     def __call__(self, model, xr, yr):
         # xr, yr: the base's retain batch, which built g; testing on it would void the level
         params = trainable(model)
-        step = {}
+        names, ps = list(params), list(params.values())
+        # One list operation per stage for all tensors (torch._foreach_*), not one per tensor.
         with torch.no_grad():
-            for n, p in params.items():
-                d = p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-                if self.weight_decay:
-                    d.add_(p.detach(), alpha=self.weight_decay)
-                if self.momentum and n in self.velocity:  # torch.optim.SGD's order: μ v_prev + d
-                    d = (self.velocity[n] * self.momentum).add_(d)
-                step[n] = d
+            steps = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in ps]
+            if self.weight_decay:
+                torch._foreach_add_(steps, [p.detach() for p in ps], alpha=self.weight_decay)
+            if self.momentum and self.velocity:   # torch.optim.SGD's order: μ v_prev + d
+                steps = torch._foreach_add(torch._foreach_mul([self.velocity[n] for n in names], self.momentum),
+                                           steps)
+        step = dict(zip(names, steps))
         idx = torch.randperm(len(self.y_pool), generator=self.gen)[:self.batch].to(self.y_pool.device)
-        masks = feasibility_mask(model, self.x_pool[idx], self.y_pool[idx], self.delta, update=step)
+        # the default route is passed implicitly, so the call keeps the signature of earlier versions
+        route = {} if self.route == "moments" else {"route": self.route}
+        masks = feasibility_mask(model, self.x_pool[idx], self.y_pool[idx], self.delta, update=step, **route)
         with torch.no_grad():
-            for n, p in params.items():
-                p.grad = step[n]
-                if self.momentum:
-                    self.velocity[n] = step[n] * masks[n]
+            for p, d in zip(ps, steps):
+                p.grad = d
+            if self.momentum:
+                self.velocity = dict(zip(names, torch._foreach_mul(steps, [masks[n] for n in names])))
         if self.history is not None:
-            kept = sum(m.sum() for m in masks.values()) / sum(m.numel() for m in masks.values())
+            kept = torch.cat([m.reshape(-1) for m in masks.values()]).mean()
             self.history.append(kept.detach())  # a device tensor; see finish()
         return masks
 
@@ -146,7 +189,8 @@ def masked(base, **defaults):
     """The masked add-on applied to a base method of the shared loop: ``masked(ga)`` is ``masked:ga`` (chapter 10).
 
     Extra hyperparameters: ``delta`` (test level), ``test_batch`` (size of the independent retain batch of the
-    test; default: the base's batch size) and ``kept`` (a list that receives the kept fraction per step).
+    test; default: the base's batch size), ``kept`` (a list that receives the kept fraction per step) and
+    ``route`` (``"moments"``, the default, or ``"vmap"``: see :func:`feasibility_mask`).
     Every other hyperparameter goes to the base method; ``defaults`` override the base's own defaults (a mask
     shrinks every step, so the masked method usually wants a larger learning rate than its base). The base's
     momentum and weight decay are applied by the :class:`FeasibilityMasker`, which tests the resulting step, and
@@ -156,7 +200,7 @@ def masked(base, **defaults):
     before the first step (:func:`~unlearnlib.grads.check_trainable_per_sample`).
     """
     def method(model: nn.Module, task, delta: float = 0.1, kept: list | None = None,
-               test_batch: int | None = None, **hp):
+               test_batch: int | None = None, route: str = "moments", **hp):
         check_trainable_per_sample(model, f"masked:{base.__name__}")
         hp = {**defaults, **hp}
         fns = (base, run_unlearning)
@@ -169,7 +213,7 @@ def masked(base, **defaults):
             delta, kept, retain=(x_pool, y_pool),
             test_batch=test_batch if test_batch is not None else _default(fns, "batch_size", hp),
             momentum=_default(fns, "momentum", hp), weight_decay=_default(fns, "weight_decay", hp),
-            seed=_default(fns, "seed", hp))
+            seed=_default(fns, "seed", hp), route=route)
         out = base(model, task, mask_fn=masker, **{**hp, "momentum": 0.0, "weight_decay": 0.0})
         masker.finish()
         return out
