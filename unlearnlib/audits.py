@@ -209,7 +209,7 @@ def lira_scores(unlearned: torch.Tensor, retrained: torch.Tensor, member: torch.
 
     ``unlearned[j, t]``, ``retrained[j, t]``: the statistic of target t under the unlearned shadow U_j and the
     retrained shadow R_j; ``member[j, t]``: whether t was in U_j's forget set F_j. For every held-out j, the
-    Gaussians of :func:`_family_fit` are fitted on the other models (U_i with t in F_i; every R_i), and the score
+    Gaussians of ``_family_fit`` are fitted on the other models (U_i with t in F_i; every R_i), and the score
     of a statistic s is log N(s; unlearned fit) - log N(s; retrained fit). Returns ``(positives, negatives,
     cluster)``: the scores of U_j and of R_j on the targets of F_j (paired: the same targets), and j for each.
     """
@@ -290,8 +290,9 @@ def ulira(method, task: UnlearningTask, cfg, k: int | None = None, seed: int = 0
     """U-LiRA: can a per-example likelihood-ratio attack tell ``method``'s unlearned models from retrained ones?
     (Hayes et al., arXiv 2403.01218; chapter 11.)
 
-    Targets: the task's forget set D_f. The shadow family ``seed`` of ``task.data`` (:func:`unlearnlib.shadows.
-    shadow_models`: k models on random halves S_j) stands in for the original model; for each j:
+    Targets: the task's forget set D_f. The shadow family ``seed`` of ``task.data``
+    (:func:`unlearnlib.shadows.shadow_models`: k models on random halves S_j) stands in for the original model; for
+    each j:
 
     * the unlearned shadow U_j = ``method`` applied to shadow j with forget set F_j = D_f ∩ S_j and retain set
       S_j \\ F_j (the test set stays the task's);
@@ -309,9 +310,9 @@ def ulira(method, task: UnlearningTask, cfg, k: int | None = None, seed: int = 0
     on). ``method="retrain"`` gives the floor: U_j is then another retraining (another seed) on S_j \\ F_j, so
     AUC 50 % up to noise. k defaults to the profile's ``shadow_models``; shadow and retrained models are cached.
 
-    Returns a dict: ``auc``, ``tpr_at_1pct_fpr`` (in %), ``auc_se`` (in %), ``targets`` (|D_f|), ``models`` (k),
-    ``positives`` and ``negatives`` (number of scores of each kind), ``variance`` (per family, ``"per-target"``
-    or ``"pooled"``), ``method``.
+    Returns a dict: ``auc``, ``tpr_at_1pct_fpr`` (in %), ``auc_se`` (in %), ``targets`` (the size of D_f),
+    ``models`` (k), ``positives`` and ``negatives`` (number of scores of each kind), ``variance`` (per family,
+    ``"per-target"`` or ``"pooled"``), ``method``.
     """
     return ulira_from_statistics(ulira_statistics(method, task, cfg, k=k, seed=seed, device=device, progress=progress,
                                                   method_kwargs=method_kwargs))
@@ -326,7 +327,7 @@ def epsilon_ceiling(n: int, delta: float = DELTA) -> float:
 
     A finite estimate needs an attack with FPR > 0 and FNR > 0, hence both at least 1/n, so
     ε <= log((1 - δ - 1/n) / (1/n)) = log(n - 1 - nδ) < log(n - 1): about 1.95 for n = 8, 6.24 for n = 512.
-    Beyond it only "perfectly separated" (ε = ∞, capped at :data:`EPSILON_CAP`) remains.
+    Beyond it only "perfectly separated" (ε = ∞, capped at ``EPSILON_CAP``) remains.
     """
     return math.log(n - 1 - n * delta)
 
@@ -360,7 +361,7 @@ def competition_epsilons(unlearned, retrained, delta: float = DELTA, chunk_eleme
     of attacks decide "positive" or not from the statistic: a single threshold (positive above it), and an
     interval (the peakier distribution, the one of smaller range, inside it). Each attack's FPR and FNR over the
     n + n samples bound ε through the (ε, δ) inequalities FPR + e^ε FNR >= 1 - δ and FNR + e^ε FPR >= 1 - δ
-    (:func:`_rule_epsilons`); the example's ε is the largest over attacks, in [0, :data:`EPSILON_CAP`]. As in
+    (``_rule_epsilons``); the example's ε is the largest over attacks, in [0, ``EPSILON_CAP``]. As in
     the competition, an example whose two ranges differ by a factor of 100 or more (a collapsed, peaky
     distribution, which thresholds on few samples may miss) gets the cap.
 

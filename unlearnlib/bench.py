@@ -319,7 +319,8 @@ def run_benchmark(args, profile, device) -> dict:
     rows, references, floor_rows, failures, interrupted = [], {}, {}, [], False
     originals = []  # per seed, the original model's metrics against the seed's oracle: what there is to undo
     audit_floor = {}
-    bar = tqdm(total=seeds * (len(names) + bool(set(audits) - {"relearn"})), desc="methods x seeds", disable=not sys.stderr.isatty(),
+    trains_audits = bool(set(audits) - {"relearn"})  # the relearning attack runs inside each row
+    bar = tqdm(total=seeds * (len(names) + trains_audits), desc="methods x seeds", disable=not sys.stderr.isatty(),
                leave=False)
     try:
         for seed in range(seeds):
@@ -328,14 +329,15 @@ def run_benchmark(args, profile, device) -> dict:
                 originals += compare_methods({"original": None}, scenario, data=data, cfg=cfg, seeds=[seed],
                                              device=device, progress=False, floor=False, **task_args).rows
             except Exception as exc:  # noqa: BLE001 - the methods' rows matter more than this one
-                failures.append({"method": "original", "seed": seed, "error": _one_line(f"{type(exc).__name__}: {exc}")})
+                error = _one_line(f"{type(exc).__name__}: {exc}")
+                failures.append({"method": "original", "seed": seed, "error": error})
             for name in names:
                 try:
                     part = compare_methods({name: (name, extra)}, scenario, data=data, cfg=cfg, seeds=[seed],
                                            device=device, progress=False, floor=seed not in floor_rows,
                                            relearn="relearn" in audits, **task_args)
                     row = part.rows[0]
-                    if set(audits) - {"relearn"}:
+                    if trains_audits:
                         task = task or make_task(data.to(device), scenario, seed=seed, cfg=cfg, **task_args)
                         row.update(run_audits(audits, name, task, cfg, seed, device))
                 except Exception as exc:  # noqa: BLE001 - any fault of one method must not lose the others
@@ -348,7 +350,7 @@ def run_benchmark(args, profile, device) -> dict:
                     if part.floor_rows:
                         floor_rows[seed] = part.floor_rows[0]
                 bar.update()
-            if set(audits) - {"relearn"} and seed in floor_rows:
+            if trains_audits and seed in floor_rows:
                 try:
                     task = task or make_task(data.to(device), scenario, seed=seed, cfg=cfg, **task_args)
                     audit_floor[seed] = run_audits(audits, "retrain", task, cfg, seed, device)

@@ -554,7 +554,7 @@ def per_sample_factors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_
 
     Accepts exactly what :func:`per_sample_grads` accepts (the same checks). ``loss_fn`` must reduce by mean over
     samples; it is multiplied by B so that the output gradients are those of the per-sample losses. Which form
-    each layer uses is decided here, by :func:`_ghost_is_cheaper`.
+    each layer uses is decided here, by ``_ghost_is_cheaper``.
     """
     _check_per_sample_call(model, x, y, loss_fn)
     loss_fn = loss_fn or nn.functional.cross_entropy

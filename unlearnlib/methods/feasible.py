@@ -97,7 +97,7 @@ def sign_test_moments(mean: dict[str, torch.Tensor], second: dict[str, torch.Ten
     (their mean) and ``second`` (the mean of their squares) (chapter 10).
 
     The unbiased variance is B/(B − 1) · (second − mean²). In floating point the difference cancels where the
-    mean dominates, but only there: a coordinate whose variance is lost to rounding has |t| ≳ 1/√eps, far beyond
+    mean dominates, but only there: a coordinate whose variance is lost to rounding has a t-statistic of magnitude ≳ 1/√eps, far beyond
     any critical value, so the decision is the two-pass test's except within rounding of the threshold.
     """
     _check_delta(delta)
