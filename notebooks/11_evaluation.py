@@ -376,8 +376,9 @@ assert check["ok"]
 # stopping target of the methods is chance level, as in class-wise forgetting: labels known to be wrong should be
 # predicted no better than guessing.
 #
-# **The most memorised samples.** Feldman {cite}`feldman2020memorize` (arXiv 2008.03703) defines the memorisation
-# of a training sample $(x_i, y_i)$ by a training algorithm $\mathcal A$ on data $S$ as
+# **The most memorised samples.** Feldman and Zhang {cite}`feldman2020memorize` (arXiv 2008.03703), after Feldman's
+# definition, measure the memorisation of a training sample $(x_i, y_i)$ by a training algorithm $\mathcal A$ on
+# data $S$ as
 #
 # $$
 # \operatorname{mem}(i) = \Pr_{h \sim \mathcal A(S)}\big[h(x_i) = y_i\big]
