@@ -4,7 +4,7 @@
 # (U-LiRA, the competition's score) of a few methods on five seeds. They are written into unlearnlib/results/,
 # which the package ships, so that a chapter run from an installed wheel finds them (unlearnlib.records).
 # Usage, from the repository root, after `make venv`:
-#     bash benchmarks/run_evaluation.sh             (about 30 min for the tables, 60 min more for the audits,
+#     bash benchmarks/run_evaluation.sh             (about 25 min for the tables, 50 min more for the audits,
 #                                                    on one core of a laptop-class CPU)
 #     AUDITS=0 bash benchmarks/run_evaluation.sh    (the tables only)
 # One torch thread per run; the runs share the model cache ($UNLEARN_CACHE), so shadow models and oracles train once.
@@ -24,7 +24,8 @@ for spec in "class --forget-class 3:class3" "random --forget-fraction 0.1:random
         | tee "benchmarks/cpu/eval_$name.log"
 done
 if [ "${AUDITS:-1}" != 0 ]; then
-    for spec in "class --forget-class 3:class3" "memorized --forget-fraction 0.1:memorized10"; do
+    for spec in "class --forget-class 3:class3" "memorized --forget-fraction 0.1:memorized10" \
+                "mislabeled --forget-fraction 0.1:mislabeled10"; do
         args=${spec%%:*}; name=${spec##*:}
         # shellcheck disable=SC2086
         bench --seeds 5 --scenario $args --methods "$AUDITED" --audit ulira,competition --out "$OUT/audit_$name.json" \
