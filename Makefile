@@ -6,6 +6,9 @@
 #   make lab        open the chapters in JupyterLab (the .py chapters open as notebooks)
 #   make notebooks  regenerate colab/*.ipynb, the badges and install cells, and the links from the chapters
 #   make bench      a small benchmark run (JSON into results/)
+#   make assignments        the student notebooks and otter-grader autograders of every chapter (build/assignments)
+#   make book-student       the book without solutions (after `make book`; no chapter is re-executed)
+#   make book-instructor    the book with every solution, the quiz answers and the autograders (after `make book`)
 #   make clean      remove build products (keeps .venv; `make distclean` removes it too)
 
 SHELL := bash
@@ -27,7 +30,8 @@ TEST_PROFILE ?= ci
 # $(call timed,LABEL,COMMAND): run COMMAND, then print how long it took; the exit status is COMMAND's.
 timed = start=$$(date +%s); rc=0; $(2) || rc=$$?; echo "==> $(1): $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
-.PHONY: help venv notebooks test test-unit test-notebooks book lab bench clean distclean
+.PHONY: help venv notebooks test test-unit test-notebooks book lab bench clean distclean assignments \
+	book-student book-instructor test-editions
 
 help:
 	@echo "make book       execute every chapter, build the HTML book (book/_build/html)"
@@ -35,6 +39,9 @@ help:
 	@echo "make lab        JupyterLab on notebooks/ (a .py chapter opens as a notebook)"
 	@echo "make notebooks  regenerate colab/*.ipynb, badges, install cells and links from notebooks/*.py"
 	@echo "make bench      benchmark: digits, forget class 3, 3 seeds -> results/bench_class3.json"
+	@echo "make assignments      student notebooks + otter autograders per chapter -> build/assignments"
+	@echo "make book-student     the book without solutions (after make book) -> book/_build/student"
+	@echo "make book-instructor  every solution, quiz answers, autograders (after make book) -> book/_build/instructor"
 	@echo "make clean      remove build products"
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -70,6 +77,7 @@ test: $(STAMP)
 	@echo "==> make test (UNLEARN_PROFILE=$$UNLEARN_PROFILE, OMP_NUM_THREADS=$$OMP_NUM_THREADS)"
 	@$(call timed,unit tests,$(MAKE) --no-print-directory test-unit)
 	@$(call timed,notebooks under nbval and the book build (side by side),$(MAKE) --no-print-directory -j2 --output-sync=target test-notebooks book)
+	@$(call timed,the student and instructor editions (side by side),$(MAKE) --no-print-directory -j2 --output-sync=target test-editions)
 
 # (a) unit tests, including tests/test_notebooks_sync.py, which proves the committed .ipynb files are current.
 test-unit: export MPLBACKEND := Agg
@@ -94,6 +102,22 @@ book: $(STAMP)
 	@$(call timed,book build,env -u MPLBACKEND $(JB) build book -W -n --keep-going)
 
 # ---------------------------------------------------------------------------------------------------------------
+# The course edition (book/instructor.md). Exercises, solutions, graded functions, their tests and the quizzes live
+# in the chapters' sources; everything else is generated from them. The two other editions reuse the reader's
+# executed chapters (book/_build/jupyter_execute), so they come after `make book` and execute nothing.
+assignments: $(STAMP)
+	@$(call timed,assignments,$(PY) tools/make_assignments.py)
+
+book-student: $(STAMP)
+	@$(call timed,student edition,$(PY) tools/make_editions.py student)
+
+book-instructor: $(STAMP) assignments
+	@$(call timed,instructor edition,$(PY) tools/make_editions.py instructor)
+
+# What `make test` checks of the editions once the book is built: both build without warnings.
+test-editions: book-student book-instructor
+
+# ---------------------------------------------------------------------------------------------------------------
 # JupyterLab opens a .py chapter as a notebook on double-click (jupytext's viewer made the default for Python files
 # by tools/lab-overrides.json, installed as this environment's settings overrides) and pairs it with
 # notebooks/NN_topic.ipynb (notebooks/jupytext.toml), which keeps the outputs; jupyterlab-myst renders the MyST.
@@ -112,7 +136,7 @@ bench: $(STAMP)
 		--out results/bench_class3.json
 
 clean:
-	rm -rf book/_build .pytest_cache
+	rm -rf book/_build .pytest_cache build/assignments build/edition-student build/edition-instructor
 	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -print \
 		| xargs rm -rf
 

@@ -43,7 +43,9 @@
 # 5. **An experiment** against the retrained model, the reference of every comparison.
 # 6. **Figures** that show what happened.
 # 7. **A summary** of what to remember.
-# 8. **Exercises**, numbered, from quick checks to small projects.
+# 8. **Exercises**, from quick checks to small projects, each labelled with its kind and an estimate of its
+#    computing time, and each with a worked solution; some are graded by automatic tests, and a short quiz
+#    closes the chapter.
 #
 # Claims about results are not just written down: the notebook checks them with `assert` statements, with
 # tolerances that allow for the noise of small experiments, and averaged over several seeds where one run would
@@ -183,14 +185,108 @@ print(f"oneDNN:  {'on' if torch.backends.mkldnn.enabled else 'off'}")
 #   `full` runs only when you ask for it.
 # - `UNLEARN_DEVICE=auto|cpu|cuda` picks the device independently; `auto` uses a CUDA GPU when there is one.
 # - Checks allow for the rounding of another machine; `UNLEARN_ONEDNN=0` stands in for another CPU.
-#
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Restart the kernel with `UNLEARN_PROFILE=ci` set in the environment (or run
-#    `import os; os.environ["UNLEARN_PROFILE"] = "ci"` before importing `unlearnlib`) and check which profile the
-#    cell above prints. What does it print with `UNLEARN_PROFILE=full`, and with a misspelt name?
-# 2. Open this chapter in Colab with the badge at the top, switch the runtime to a GPU, run the two code cells and
-#    note the device and the profile that `auto` selects there. Then set `UNLEARN_DEVICE` to `cpu` in the first
-#    cell, restart, and check what changes.
-# 3. Find, in the glossary, the definition of MIA-Efficacy. Which samples does the attack train on, and why is
-#    the target value after random forgetting not 100?
+# The exercises practise the two switches of this preface and look up a definition in the reference pages;
+# each takes a minute or so.
+
+# %% [markdown]
+# ```{exercise} Profiles
+# :label: ex-00-profiles
+#
+# *experiment · about 1 CPU minute*
+#
+# Restart the kernel with `UNLEARN_PROFILE=ci` set in the environment (or run
+# `import os; os.environ["UNLEARN_PROFILE"] = "ci"` before importing `unlearnlib`) and check which profile the
+# cell above prints. What does it print with `UNLEARN_PROFILE=full`, and with a misspelt name?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-00-profiles
+# :class: dropdown
+# ```
+# `ci` prints the digits dataset, the small CNN, 30 epochs and 3 seeds; `full` keeps the offline digits dataset
+# but trains a wider network for 60 epochs and runs 5 seeds; `auto` means `ci`. A misspelt name is not silently
+# replaced by a default: the library raises an error that names the valid profiles. The cell below asks
+# `config.get_profile` for each name directly, which is what the setup cell does with the environment variable.
+
+# %%
+from unlearnlib.errors import UnlearnError
+
+for name in ("ci", "full", "auto", "fulll"):
+    try:
+        p = config.get_profile(name)
+        print(
+            f"{name:5} -> {p.name} ({p.dataset}, model {p.model},"
+            f" {p.train_epochs} epochs, {p.seeds} seeds)"
+        )
+    except UnlearnError as err:
+        print(f"{name:5} -> error: {err}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} Devices
+# :label: ex-00-devices
+#
+# *experiment · about 1 CPU minute*
+#
+# Set `UNLEARN_DEVICE` to `auto`, `cpu` and `cuda` in turn (restart the kernel each time, or pass the name to
+# `config.get_device`) and note the device that the setup cell reports. What happens with `cuda` on a machine
+# without a CUDA GPU, and why is that better than falling back to the CPU? Does the profile change with the
+# device?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-00-devices
+# :class: dropdown
+# ```
+# On a machine without a CUDA GPU, `auto` and `cpu` both give the CPU, and `cuda` raises an error that says what
+# to do instead. On a machine with one, `auto` and `cuda` give the GPU and `cpu` the CPU. An explicit request for
+# a GPU that is silently served by the CPU would run every experiment many times slower without saying why, so
+# the library refuses instead. The profile does not change: the two switches are independent, and a GPU runs the
+# `ci` sizes unless `UNLEARN_PROFILE=full` is set. The cell below shows what this machine does.
+
+# %%
+for spec in ("auto", "cpu", "cuda"):
+    try:
+        print(f"{spec:4} -> {config.get_device(spec)}")
+    except UnlearnError as err:
+        print(f"{spec:4} -> error: {err}")
+print(f"profile with the default device: {config.get_profile().name}")
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} MIA-Efficacy in the glossary
+# :label: ex-00-mia-efficacy
+#
+# *concept · no computing*
+#
+# Find, in the glossary, the definition of MIA-Efficacy. Which samples does the attack train on, and why is its
+# target value after random forgetting not 100?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-00-mia-efficacy
+# :class: dropdown
+# ```
+# The attack is a support-vector classifier on one feature, the model's confidence in the true class. It is
+# trained on the first $|D_t|$ samples of the retain set, labelled members, and on the whole test set, labelled
+# non-members, and then applied to the forget set: MIA-Efficacy is the share of forget samples it calls
+# non-members. After random forgetting the forget samples come from the same distribution as the training data,
+# and the retrained model classifies most unseen samples of that distribution as confidently as its training
+# samples, so the attack calls most of them members even for the retrained model. The target is therefore the
+# retrained model's own value, a few percent on digits (chapter 01 measures it), not 100. Only in class-wise
+# forgetting, where the retrained model has never seen the class and is unsure on all of it, is the target close
+# to 100.
+
+# %% [markdown]
+# ```{solution-end}
+# ```

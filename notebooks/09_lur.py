@@ -680,18 +680,481 @@ for sc in results:
 # - One second-order step costs several GA steps (printed in §9.2; at this tiny size the overhead of `torch.func`
 #   dominates, so the ratio is larger than the FLOP count suggests), and a too-large inner step ($\alpha = 1$)
 #   diverged on digits when the defaults were chosen.
-#
+
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Show that the $\alpha^2$ coefficient of {eq}`eq-09-taylor` is $\tfrac{w_f}{2}\, g_r^\top H_u\, g_r$ and verify it
-#    numerically: the remainder of §9.2 divided by $\alpha^2$ should tend to it. *Hint:* compute $H_u g_r$ with
-#    `jvp(grad(L_u64), ...)` as in §9.2.
-# 2. Implement the mirror form $\mathcal J_B = L_u(\theta) + L_r(\theta - \alpha\nabla L_u(\theta))$ and check that it
-#    has the same first-order regulariser. *Hint:* reuse `lookahead_grads` with the roles of the losses swapped.
-# 3. Alternate the roles of inner and outer loss at every step using the first-order meta-gradient, and show
-#    numerically that the average of the two first-order updates recovers the full regulariser gradient
-#    $-\alpha(H_u g_r + H_r g_u)$ to leading order.
-# 4. Rerun the experiment with `second_order=False`. Does the cosine distribution or the gap change measurably?
-#    Compare the cost per step printed in §9.2.
-# 5. Run `lur` with `alpha=1.0` on one seed with `log=[]` and plot the forget accuracy per pass. What breaks, and
-#    does the Taylor picture still apply at that $\alpha$? *Hint:* compute $\alpha\|g_r\|$ relative to $\|\theta\|$.
+# The exercises practise the expansion of the look-ahead objective, its meta-gradient and the mirror form with the
+# roles of the two losses swapped, and re-run §9.3 with other settings; the exercises marked "graded" come with
+# tests.
+
+# %% tags=["exercise-setup"]
+# What the graded exercises need: a small smooth network (tanh, so that Taylor
+# remainders have clean orders; no buffers) and forget and retain batches, in float64
+# and from one fixed seed, so that a correct solution matches the references to about
+# 1e-10 whatever order it sums in.
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad, jvp, vjp
+
+from unlearnlib.grads import flatten, trainable, unflatten
+from unlearnlib.methods.lookahead import functional_loss, lookahead_grads, lur_objective
+
+ex_gen = torch.Generator().manual_seed(9)
+ex_model = torch.nn.Sequential(
+    torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3)
+).double()
+with torch.no_grad():
+    for ex_w in ex_model.parameters():
+        ex_w.copy_(0.8 * torch.randn(ex_w.shape, generator=ex_gen, dtype=torch.float64))
+ex_p = {k: v.detach() for k, v in trainable(ex_model).items()}
+# batch sizes that differ from each other and from the 3 classes
+ex_xf = torch.randn(5, 4, generator=ex_gen, dtype=torch.float64)
+ex_yf = torch.randint(0, 3, (5,), generator=ex_gen)
+ex_xr = torch.randn(7, 4, generator=ex_gen, dtype=torch.float64)
+ex_yr = torch.randint(0, 3, (7,), generator=ex_gen)
+
+# %% [markdown]
+# ```{exercise} The second-order Taylor model of the objective
+# :label: ex-09-taylor-model
+#
+# *code · graded, 3 points · about 1 CPU minute*
+#
+# Write `taylor_objective(model, p, xf, yf, xr, yr, alpha, w_r=1.0, w_f=1.0)`, the look-ahead objective
+# {eq}`eq-09-objective` expanded to second order in $\alpha$ with {eq}`eq-09-taylor-inner`:
+#
+# $$
+# w_r L_r(\theta) + w_f\Big(L_u(\theta) - \alpha\,\langle \nabla L_u, g_r\rangle
+#   + \tfrac{\alpha^2}{2}\, g_r^\top H_u\, g_r\Big),
+# $$
+#
+# with $L_u = -\mathrm{CE}_f$ and every quantity at $\theta$ (`p`), returned as a 0-dimensional tensor. Use one
+# Hessian-vector product; never form $H_u$. The tests compare with the exact objective (`lur_objective`), whose
+# distance to your model must fall like $\alpha^3$, and with a reference value.
+# ```
+
+# %% tags=["remove-cell", "graded"]
+def taylor_objective(model, p, xf, yf, xr, yr, alpha, w_r=1.0, w_f=1.0):
+    """The second-order Taylor model in alpha of LUR's look-ahead objective (§9.1).
+
+    model: a module without buffers, evaluated at a parameter dict q as
+    torch.func.functional_call(model, q, (x,)); p: dict name -> tensor, the point theta;
+    (xf, yf) the forget batch, (xr, yr) the retain batch; L_r = mean CE on the retain
+    batch, L_u = -(mean CE on the forget batch), g_r = grad L_r(theta), H_u the Hessian
+    of L_u at theta. Returns a 0-dimensional tensor,
+        w_r L_r + w_f (L_u - alpha <grad L_u, g_r> + alpha^2 / 2 g_r^T H_u g_r).
+    """
+    # BEGIN SOLUTION
+    L_r = lambda q: F.cross_entropy(functional_call(model, q, (xr,)), yr)
+    L_u = lambda q: -F.cross_entropy(functional_call(model, q, (xf,)), yf)
+    g_r = grad(L_r)(p)
+    g_u, Hu_gr = jvp(grad(L_u), (p,), (g_r,))  # grad L_u and H_u g_r in one pass
+    inner = sum((g_u[k] * g_r[k]).sum() for k in p)
+    curv = sum((g_r[k] * Hu_gr[k]).sum() for k in p)
+    return w_r * L_r(p) + w_f * (L_u(p) - alpha * inner + alpha**2 / 2 * curv)
+    # END SOLUTION
+
+
+# %% tags=["remove-cell", "graded-test"]
+# At alpha = 0 the model is w_r L_r + w_f L_u; for small alpha its distance to the
+# exact objective falls like alpha^3 (a missing or wrong term leaves alpha^2 or alpha):
+# halving alpha from 0.01 to 0.005 must divide it by 2^3, within a quarter of an order
+# (the next term changes the local order by O(alpha)). The distances (~1e-8) are eight
+# orders above the float64 rounding of J (~1e-16).
+ex_T0 = taylor_objective(ex_model, ex_p, ex_xf, ex_yf, ex_xr, ex_yr, 0.0)
+assert ex_T0.dim() == 0
+ex_J0 = lur_objective(ex_model, ex_xf, ex_yf, ex_xr, ex_yr, 0.0)
+assert abs(ex_T0.item() - ex_J0.item()) < 1e-12
+ex_err = [
+    abs(lur_objective(ex_model, ex_xf, ex_yf, ex_xr, ex_yr, a).item()
+        - taylor_objective(ex_model, ex_p, ex_xf, ex_yf, ex_xr, ex_yr, a).item())
+    for a in (0.01, 0.005)
+]
+assert abs(torch.tensor(ex_err[0] / ex_err[1]).log2().item() - 3) < 0.25
+
+# %% tags=["remove-cell", "graded-test", "hidden"]
+# Against a reference built from the same quantities, with weights w_r = 0.5, w_f = 2
+# and alpha = 0.05 (float64 sums of a few hundred terms: 1e-10 relative is generous).
+ex_Lr = lambda q: F.cross_entropy(functional_call(ex_model, q, (ex_xr,)), ex_yr)
+ex_Lu = lambda q: -F.cross_entropy(functional_call(ex_model, q, (ex_xf,)), ex_yf)
+ex_gr = flatten(grad(ex_Lr)(ex_p))
+ex_gu = flatten(grad(ex_Lu)(ex_p))
+ex_hu = flatten(jvp(grad(ex_Lu), (ex_p,), (unflatten(ex_gr, ex_p),))[1])
+ex_ref = 0.5 * ex_Lr(ex_p) + 2.0 * (
+    ex_Lu(ex_p) - 0.05 * (ex_gu @ ex_gr) + 0.05**2 / 2 * (ex_gr @ ex_hu)
+)
+ex_T = taylor_objective(ex_model, ex_p, ex_xf, ex_yf, ex_xr, ex_yr, 0.05, 0.5, 2.0)
+assert abs(ex_T.item() - ex_ref.item()) < 1e-10 * abs(ex_ref.item())
+
+# %% tags=["remove-cell", "graded-test", "hidden"]
+# The alpha^3 law with weights w_r = 0.7, w_f = 2.5 and the first two forget samples as
+# the forget batch.
+ex_xf2, ex_yf2 = ex_xf[:2], ex_yf[:2]
+ex_err = [
+    abs(lur_objective(ex_model, ex_xf2, ex_yf2, ex_xr, ex_yr, a, 0.7, 2.5).item()
+        - taylor_objective(ex_model, ex_p, ex_xf2, ex_yf2, ex_xr, ex_yr, a, 0.7, 2.5)
+        .item())
+    for a in (0.01, 0.005)
+]
+assert abs(torch.tensor(ex_err[0] / ex_err[1]).log2().item() - 3) < 0.25
+
+# %% [markdown]
+# ```{exercise} The meta-gradient of the mirror form
+# :label: ex-09-mirror-metagrad
+#
+# *code · graded, 3 points · about 1 CPU minute*
+#
+# The *mirror* form of the look-ahead objective swaps the roles of the two losses: the inner step is an unlearning
+# step and the retain loss is evaluated after it,
+#
+# $$
+# \mathcal J_B(\theta) = L_u(\theta) + L_r\big(\theta - \alpha \nabla L_u(\theta)\big), \qquad L_u = -\mathrm{CE}_f .
+# $$
+#
+# Write `mirror_meta_gradient(model, p, xf, yf, xr, yr, alpha, second_order=True)`, its exact gradient as a flat
+# tensor in the order of `p` (that of `unlearnlib.grads.flatten`), and with `second_order=False` its first-order
+# approximation, which treats $\nabla L_u(\theta)$ as a constant. The tests check it against finite differences of
+# $\mathcal J_B$ and against the library's `lookahead_grads`.
+# ```
+
+# %% tags=["remove-cell", "graded"]
+def mirror_meta_gradient(model, p, xf, yf, xr, yr, alpha, second_order=True):
+    """Gradient of the mirror look-ahead objective J_B (section 9.1, roles swapped).
+
+    J_B(theta) = L_u(theta) + L_r(theta - alpha * grad L_u(theta)), with
+    L_u = -(mean CE on the forget batch (xf, yf)) and L_r = mean CE on the retain batch
+    (xr, yr). model: a module without buffers, evaluated at a parameter dict q as
+    torch.func.functional_call(model, q, (x,)); p: dict name -> tensor, the point theta.
+    Returns the flat tensor (parameters in the order of p, as unlearnlib.grads.flatten
+    lays them out) of grad J_B(theta) when second_order is True, and of the first-order
+    approximation grad L_u(theta) + grad L_r(theta') otherwise, theta' being the point
+    after the inner step.
+    """
+    # BEGIN SOLUTION
+    L_r = lambda q: F.cross_entropy(functional_call(model, q, (xr,)), yr)
+    L_u = lambda q: -F.cross_entropy(functional_call(model, q, (xf,)), yf)
+
+    def inner(q):  # theta -> theta'
+        g = grad(L_u)(q)
+        if not second_order:
+            g = {k: v.detach() for k, v in g.items()}
+        return {k: q[k] - alpha * g[k] for k in q}
+
+    fast, pullback = vjp(inner, p)
+    g_fast = grad(L_r)({k: v.detach() for k, v in fast.items()})
+    outer = pullback(g_fast)[0]  # (I - alpha H_u) grad L_r(theta'), or grad L_r(theta')
+    g_u = grad(L_u)(p)
+    return flatten({k: g_u[k] + outer[k] for k in p})
+    # END SOLUTION
+
+
+# %% tags=["remove-cell", "graded-test"]
+# Central differences of J_B along three random unit directions v, step h = 1e-5: their
+# error is O(h^2) ~ 1e-10 (truncation) plus ~u/h ~ 1e-11 (rounding) of the gradient's
+# size, so 1e-7 of |grad J_B| separates them from any wrong term.
+ex_Lu = lambda q: -F.cross_entropy(functional_call(ex_model, q, (ex_xf,)), ex_yf)
+ex_Lr = lambda q: F.cross_entropy(functional_call(ex_model, q, (ex_xr,)), ex_yr)
+ex_JB = lambda q: ex_Lu(q) + ex_Lr(
+    {k: q[k] - 0.3 * g for k, g in grad(ex_Lu)(q).items()}
+)
+ex_G = mirror_meta_gradient(ex_model, ex_p, ex_xf, ex_yf, ex_xr, ex_yr, 0.3)
+assert ex_G.shape == flatten(ex_p).shape
+ex_g9 = torch.Generator().manual_seed(90)
+for _ in range(3):
+    ex_v = torch.randn(flatten(ex_p).shape, generator=ex_g9, dtype=torch.float64)
+    ex_v = unflatten(ex_v / ex_v.norm(), ex_p)
+    ex_fd = (ex_JB({k: ex_p[k] + 1e-5 * ex_v[k] for k in ex_p})
+             - ex_JB({k: ex_p[k] - 1e-5 * ex_v[k] for k in ex_p})) / 2e-5
+    assert abs(ex_fd.item() - (ex_G @ flatten(ex_v)).item()) < 1e-7 * ex_G.norm().item()
+
+# %% tags=["remove-cell", "graded-test", "hidden"]
+# Exact gradient against the library's look-ahead with the roles swapped (inner loss
+# L_u, outer loss L_r), alpha = 0.3; float64, so 1e-10 relative is generous.
+ex_Lr = functional_loss(ex_model, ex_xr, ex_yr)
+ex_Lu = functional_loss(ex_model, ex_xf, ex_yf, -1.0)
+ex_ref = flatten(grad(ex_Lu)(ex_p)) + flatten(
+    lookahead_grads(ex_p, ex_Lu, {"r": ex_Lr}, 0.3, second_order=True)[1]["r"]
+)
+ex_G = mirror_meta_gradient(ex_model, ex_p, ex_xf, ex_yf, ex_xr, ex_yr, 0.3)
+assert (ex_G - ex_ref).norm() < 1e-10 * ex_ref.norm()
+
+# %% tags=["remove-cell", "graded-test", "hidden"]
+# First-order approximation against the library, alpha = 0.3.
+ex_Lr = functional_loss(ex_model, ex_xr, ex_yr)
+ex_Lu = functional_loss(ex_model, ex_xf, ex_yf, -1.0)
+ex_ref = flatten(grad(ex_Lu)(ex_p)) + flatten(
+    lookahead_grads(ex_p, ex_Lu, {"r": ex_Lr}, 0.3, second_order=False)[1]["r"]
+)
+ex_G = mirror_meta_gradient(
+    ex_model, ex_p, ex_xf, ex_yf, ex_xr, ex_yr, 0.3, second_order=False
+)
+assert (ex_G - ex_ref).norm() < 1e-10 * ex_ref.norm()
+
+# %% [markdown]
+# ```{exercise} The second-order coefficient
+# :label: ex-09-alpha2-coefficient
+#
+# *derivation · about 1 CPU minute*
+#
+# Show that the $\alpha^2$ coefficient of the expansion {eq}`eq-09-taylor` is $\tfrac{w_f}{2}\, g_r^\top H_u\, g_r$.
+# Verify it numerically on the trained network of §9.2: the remainder measured there, divided by $\alpha^2$, should
+# tend to its absolute value as $\alpha \to 0$. *Hint:* §9.2 already computed $H_u g_r$ with `jvp(grad(L_u64), ...)`.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-09-alpha2-coefficient
+# :class: dropdown
+# ```
+# Only the forget term depends on $\alpha$. Along the inner step $\theta' = \theta - \alpha g_r$, Taylor's theorem for
+# $L_u$ gives $L_u(\theta') = L_u(\theta) - \alpha \langle \nabla L_u, g_r\rangle + \tfrac{\alpha^2}{2} g_r^\top H_u g_r
+# + O(\alpha^3)$, the second-order term being the quadratic form of the Hessian in the step $-\alpha g_r$. Multiplying
+# by $w_f$, the $\alpha^2$ coefficient of $\mathcal J$ is $\tfrac{w_f}{2} g_r^\top H_u g_r$; it involves the curvature of
+# the *unlearning* loss only, because $L_r$ is evaluated at $\theta$. With $w_f = 1$ the remainder of §9.2 is
+# $|\tfrac12 g_r^\top H_u g_r|\,\alpha^2 + O(\alpha^3)$, so remainder$/\alpha^2$ approaches that value with a relative
+# error of order $\alpha$ (plus the rounding of $\mathcal J$, divided by $\alpha^2$); on the small steps the two agree
+# to about $10^{-3}$ or better:
+
+# %%
+coef = 0.5 * (flatten(g_r) @ Hu_gr).item()  # w_f = 1
+rel = ratio[small] / abs(coef) - 1
+print(f"g_r^T H_u g_r / 2 = {coef:.4e}; remainder / alpha^2 relative to it:")
+print("  " + ", ".join(f"alpha {a:.0e}: {r:+.1e}" for a, r in zip(alphas[small], rel)))
+# remainder / alpha^2 = |coef| (1 + O(alpha)) + rounding / alpha^2. The O(alpha) part is
+# at most the ratio's spread over the whole range (alpha up to 1e-1) scaled by alpha /
+# 1e-1; the float64 rounding of J is at most about 10 u times the largest logit.
+u64 = torch.finfo(torch.float64).eps
+z_max = max(functional_call(m64, params, (x,)).abs().max().item() for x in (xf, xr))
+higher_order = (ratio.max() / ratio.min() - 1) * alphas[small] / alphas.max()
+rounding = 10 * u64 * z_max / (abs(coef) * alphas[small] ** 2)
+print("  bound: " + ", ".join(f"{x:.1e}" for x in higher_order + rounding))
+assert (np.abs(rel) < higher_order + rounding).all()
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} The mirror form has the same regulariser
+# :label: ex-09-mirror-regulariser
+#
+# *derivation · no computing*
+#
+# Expand the mirror form $\mathcal J_B(\theta) = L_u(\theta) + L_r(\theta - \alpha\nabla L_u(\theta))$ of
+# {ref}`ex-09-mirror-metagrad` to first order in $\alpha$ and show that it has the same implicit regulariser as
+# {eq}`eq-09-taylor`. Which half of the regulariser's gradient does *its* first-order meta-gradient keep?
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-09-mirror-regulariser
+# :class: dropdown
+# ```
+# Along the inner step $-\alpha g_u$ (with $g_u = \nabla L_u$),
+# $L_r(\theta - \alpha g_u) = L_r(\theta) - \alpha\langle \nabla L_r, g_u\rangle + O(\alpha^2)$, so
+#
+# $$
+# \mathcal J_B = L_u + L_r - \alpha \langle \nabla L_u, \nabla L_r\rangle + O(\alpha^2),
+# $$
+#
+# the same regulariser as {eq}`eq-09-taylor` with $w_r = w_f = 1$, since the inner product is symmetric: to first
+# order it does not matter which loss takes the look-ahead step. The gradient of the regulariser is again
+# $-\alpha(H_u g_r + H_r g_u)$. The first-order mirror meta-gradient is $g_u + \nabla L_r(\theta - \alpha g_u)
+# = g_u + g_r - \alpha H_r g_u + O(\alpha^2)$: it keeps $-\alpha H_r g_u$, exactly the half that LUR's first-order
+# meta-gradient drops ({eq}`eq-09-fo-diff`), and drops $-\alpha H_u g_r$, the half LUR keeps.
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} Alternating the roles
+# :label: ex-09-alternating-roles
+#
+# *derivation · about 1 CPU minute*
+#
+# Alternate the roles of inner and outer loss at every step, using first-order meta-gradients: LUR's
+# $g_r + \nabla L_u(\theta - \alpha g_r)$ on one step, the mirror form's $g_u + \nabla L_r(\theta - \alpha g_u)$ on
+# the next. Show that the average of the two adds $-\tfrac{\alpha}{2}(H_u g_r + H_r g_u)$ to the plain gradient
+# $g_r + g_u$, to leading order: both halves of the regulariser's gradient, i.e. the exact meta-gradient's
+# look-ahead term at inner rate $\alpha/2$. Check it numerically at the $\theta$ of §9.2 in the way §9.2 checks the
+# halves: the error must fall with local order 2 when $\alpha$ is halved. *Hint:* `lookahead_grads` with the roles of
+# the losses swapped gives the mirror form's first-order term.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-09-alternating-roles
+# :class: dropdown
+# ```
+# From the expansions of §9.1 and {ref}`ex-09-mirror-regulariser`,
+# $\nabla L_u(\theta - \alpha g_r) = g_u - \alpha H_u g_r + O(\alpha^2)$ and
+# $\nabla L_r(\theta - \alpha g_u) = g_r - \alpha H_r g_u + O(\alpha^2)$, so the two first-order updates are
+# $g_r + g_u - \alpha H_u g_r$ and $g_r + g_u - \alpha H_r g_u$ up to $O(\alpha^2)$, and their average is
+# $g_r + g_u - \tfrac{\alpha}{2}(H_u g_r + H_r g_u) + O(\alpha^2)$. Each first-order form keeps one half; alternating
+# them recovers both, at half the strength (or at full strength with the inner rate doubled), without any
+# Hessian-vector product. Numerically, with the quantities of §9.2:
+
+# %%
+alt_err = {}
+for a in (A1, A2):
+    lur_fo = lur_meta_gradient(m64, xf, yf, xr, yr, a, second_order=False)
+    mirror_fo = flatten(g_u0) + flatten(
+        lookahead_grads(params, L_u64, {"r": L_r64}, a, second_order=False)[1]["r"]
+    )
+    added = (lur_fo + mirror_fo) / 2 - plain
+    alt_err[a] = (added + a / 2 * (Hu_gr + Hr_gu)).norm().item()
+alt_order = math.log2(alt_err[A1] / alt_err[A2])
+print(
+    f"|average extra + a/2 (H_u g_r + H_r g_u)|: {alt_err[A1]:.2e} at alpha {A1:.0e}, "
+    f"{alt_err[A2]:.2e} at {A2:.0e}; local order {alt_order:.3f}"
+)
+assert min(alt_err.values()) > 100 * floor and abs(alt_order - 2) < 0.25
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} First-order LUR
+# :label: ex-09-first-order-run
+#
+# *experiment · about 2 CPU minutes*
+#
+# Rerun the class-wise comparison of §9.3 with `lur` at `second_order=False` beside the default (second-order)
+# `lur`, over the profile's seeds, with the same `ConflictTracker` on both. Do the gap, the retain accuracy or the
+# median forget/retain cosine change measurably? Compare the time per step with the cost printed in §9.2.
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-09-first-order-run
+# :class: dropdown
+# ```
+# Over seeds 0-2 in the ci profile, dropping the Hessian term made LUR clearly worse: the retain accuracy fell by
+# 1.0-11.5 points and the gap to the oracle grew by 1.7-5.9 points on every seed, with a similar number of steps
+# (0 to 5 fewer). The median forget/retain cosine along the runs did not move (first minus second order: −0.03 to
+# +0.01), so, as in §9.3, whatever the dropped half $-\alpha H_r g_u$ does, it does not show in that statistic. The
+# first-order step is not much cheaper here: a second-order step cost 1.2-2.5 times a first-order one over whole runs
+# (stopping checks and the cosine hook included), in line with the ratio of the bare meta-gradients in §9.2.
+# At the default $\alpha$ the dropped term is a small share of each meta-gradient (§9.2), yet it is applied at every
+# step of a trajectory that ends where both losses pull hard. A plausible reading, which we have not tested: the
+# dropped term {eq}`eq-09-fo-diff`, $-\alpha w_f H_r \nabla L_u(\theta')$, is the one that involves the *retain*
+# curvature, so it is the part of the look-ahead that can keep the unlearning step out of directions in which the
+# retain loss rises fastest.
+
+# %% tags=["skip-execution"]
+fo_trackers = {}
+
+
+def fo_variant(**extra):
+    def setup(task, seed):
+        tracker = ConflictTracker(task, every=2, probe_size=256, probe_seed=1)
+        fo_trackers[extra.get("second_order", True), seed] = tracker
+        return {**extra, "post_step": tracker}
+
+    return ("lur", setup)
+
+
+cmp_fo = compare_methods(
+    {"lur": fo_variant(), "lur fo": fo_variant(second_order=False)},
+    "class",
+    data=data,
+    cfg=cfg,
+    seeds=SEEDS,
+    forget_class=FORGET_CLASS,
+    progress=False,
+    floor=False,
+)
+for key in ("UA", "RA", "gap", "steps"):
+    diff = cmp_fo.per_seed("lur fo", key) - cmp_fo.per_seed("lur", key)
+    print(f"{key}: first order − second order per seed {diff.round(2)}")
+med = {
+    so: np.array([np.median(fo_trackers[so, s].cos) for s in SEEDS])
+    for so in (True, False)
+}
+print("median cosine per seed: second order", med[True].round(3))
+print("                        first order ", med[False].round(3))
+per_step = lambda m: cmp_fo.per_seed(m, "time_s") / cmp_fo.per_seed(m, "steps")
+print(
+    "time per step, second / first order:",
+    (per_step("lur") / per_step("lur fo")).round(2),
+)
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ```{exercise} A large inner step
+# :label: ex-09-large-alpha
+#
+# *experiment · about 1 CPU minute*
+#
+# Run `lur` with `alpha=1.0` (ten times the default) and with the default on each of the profile's seeds in
+# class-wise forgetting, with `log=[]`, and look at the forget accuracy per pass and at the final forget, retain
+# and test accuracies. What breaks, and does the Taylor picture of §9.1 still apply at that $\alpha$? *Hint:*
+# compare the length of the inner step, $\alpha\|g_r\|$, with $\|\theta\|$, along the run (a `ConflictTracker`
+# records $\|g_r\|$ on a retain probe).
+# ```
+
+# %% [markdown]
+# ```{solution-start} ex-09-large-alpha
+# :class: dropdown
+# ```
+# With $\alpha = 1$, over seeds 0-2 in the ci profile, every run collapsed: the forget accuracy stayed at 100 % for
+# 7-11 passes and then fell to 0 within one pass (on seed 0 it dropped to 24 %, returned to 100 % and then fell to 0),
+# and the final model had a retain and test accuracy of 11.1-11.2 %, chance level for the nine remaining classes: it
+# predicts one class everywhere. With the default $\alpha = 0.1$ the same runs ended at UA 95.6-100 % and RA
+# 96.4-99.4 %. The hint explains why: along the default runs the inner step is tiny, $\alpha\|g_r\|/\|\theta\|$
+# has a median of $2$-$6\cdot10^{-4}$ (at most about 1 %), while along the $\alpha = 1$ runs it has a median of 1.2-1.4 and
+# reaches 2.2-4.0: the look-ahead point is as far from $\theta$ as $\theta$ is from the origin. The expansion
+# {eq}`eq-09-taylor` assumes a step short enough for the $O(\alpha^2)$ terms to be negligible; here the "look-ahead"
+# evaluates the forget loss at an unrelated point, and descending on it is no longer a regularised NegGrad+. The
+# growth is self-reinforcing: once the unlearning term starts to damage the model, $g_r$ grows, the inner step grows
+# with it, and the meta-gradient stops describing anything near $\theta$.
+
+# %% tags=["skip-execution"]
+from unlearnlib.metrics import accuracy
+
+for seed in SEEDS:
+    t = make_task(data, "class", forget_class=FORGET_CLASS, seed=seed)
+    m = original_model(data, cfg, seed=seed, device=device)
+    theta_norm = flatten(trainable(m)).norm().item()
+    for alpha in (ALPHA, 1.0):
+        log, tracker = [], ConflictTracker(t, every=5, probe_size=256, probe_seed=1)
+        out = get_method("lur")(m, t, alpha=alpha, log=log, post_step=tracker)
+        step_len = alpha * tracker.retain_norm / theta_norm
+        print(
+            f"seed {seed}, alpha {alpha}: forget acc per pass "
+            f"{[round(r['forget_acc']) for r in log]};\n"
+            f"  final UA {100 - accuracy(out, t.x_forget, t.y_forget):.1f}, "
+            f"RA {accuracy(out, t.x_retain, t.y_retain):.1f}, "
+            f"TA {accuracy(out, t.x_test, t.y_test):.1f}; alpha |g_r| / |theta| "
+            f"median {np.median(step_len):.1e}, max {step_len.max():.1e}"
+        )
+
+# %% [markdown]
+# ```{solution-end}
+# ```
+
+# %% [markdown]
+# ## Quiz
+#
+# 1. In the look-ahead objective {eq}`eq-09-objective`, which loss is evaluated at the look-ahead point?
+#    (a) $L_r$ at $\theta - \alpha\nabla L_u$; (b) $L_u$ at $\theta - \alpha\nabla L_r$; (c) both.
+# 2. The sign trap: with $+\mathrm{CE}_f$ at the look-ahead point, the implicit regulariser rewards
+#    (a) agreement of the forget and retain gradients; (b) conflict; (c) nothing, the term vanishes.
+# 3. With $w_r = w_f = 1$, $\alpha = 0.1$ and $\langle \nabla L_u, \nabla L_r\rangle = 2$, what is
+#    $\mathcal J - (L_r + L_u)$ to first order in $\alpha$?
+# 4. Which half of the regulariser's gradient does LUR's first-order meta-gradient keep?
+#    (a) $-\alpha w_f H_u g_r$; (b) $-\alpha w_f H_r g_u$; (c) neither.
+# 5. Why must the look-ahead forward not run a train-mode BatchNorm with the model's own buffers?
+#    (a) it is slower; (b) it would update the running statistics a second time per step, from parameters the model
+#    never takes; (c) BatchNorm has no trainable parameters.
+# 6. In §9.3, did LUR shift the forget/retain gradient cosine towards agreement? (a) yes, significantly, against
+#    both NegGrad+ and $\alpha = 0$; (b) no: not significantly higher than either, and in random forgetting
+#    significantly lower than NegGrad+'s; (c) it was not measured.
+
+# %% [markdown] tags=["remove-cell", "instructor"]
+# **Answers.** 1. (b). 2. (b): its first-order term is $+\alpha w_f\langle g_f, g_r\rangle$, minimised by conflict.
+# 3. $-\alpha\langle \nabla L_u, \nabla L_r\rangle = -0.2$ ({eq}`eq-09-taylor`). 4. (a); the dropped term
+# {eq}`eq-09-fo-diff` is, to leading order, the other half. 5. (b); the library refuses train-mode BatchNorm and
+# passes buffer copies (§9.2). 6. (b).

@@ -361,3 +361,32 @@ def test_book_check_compares_numbers(demo, tmp_path: Path):
     page.write_text(html("7.3"), encoding="utf-8")
     assert mn.check_book(project, tmp_path / "html") == [
         "07_demo: equation numbers differ from the book's: [('eq-demo-b', '7.2'), ('eq-demo-b', '7.3')]"]
+
+
+EXERCISE_CELLS = [
+    _markdown_cell("# A demo chapter\n\n## Exercises\n\nSee {ref}`ex-07-demo`."),
+    _markdown_cell("```{exercise} A demo\n:label: ex-07-demo\n\n*experiment · about 2 CPU minutes*\n\n"
+                   "Measure {math}`x`.\n```"),
+    _markdown_cell("```{solution-start} ex-07-demo\n:class: dropdown\n```\nIt is 3."),
+    '# %% tags=["skip-execution"]\nslow = 1',
+    _markdown_cell("```{solution-end}\n```"),
+]
+
+
+def test_converter_turns_exercises_and_solutions_into_plain_markdown(demo):
+    """Exercises are numbered N.k as the book numbers them, references to them become links, a solution keeps its
+    title and loses its fences, and a solution cell the book does not execute is not executed by nbval either."""
+    project, chapter, _ = demo
+    text = "\n\n".join([EXERCISE_CELLS[0], "# %%\nimport sys", *EXERCISE_CELLS[1:]]) + "\n"
+    nb, _ = _convert(project, chapter, text)
+    cells = ["".join(c["source"]) for c in nb["cells"]]
+    page = BOOK + "/notebooks/07_demo.html"
+    assert f"See [Exercise 7.1]({page}#ex-07-demo)." in cells[0]
+    exercise = next(c for c in cells if "Exercise 7.1 (A demo)" in c)
+    assert exercise == ("> **Exercise 7.1 (A demo)**\n>\n> *experiment · about 2 CPU minutes*\n>\n"
+                        "> Measure $x$.")
+    assert "**Solution to Exercise 7.1 (A demo)**\nIt is 3." in cells
+    slow = next(c for c in nb["cells"] if "".join(c["source"]) == "slow = 1")
+    assert slow["metadata"] == {"tags": ["nbval-skip"]}
+    assert all(mn.leftovers(c) == [] for c in cells)
+    assert all(c.strip() for c in cells), "the solution's end leaves no empty cell"

@@ -372,7 +372,7 @@ class Target:
     anchor: str
     title: str
     number: str  # "5.3" for a section, "5.1" for a figure, "" when unnumbered
-    kind: str  # "section" or "figure"
+    kind: str  # "section", "figure" or "exercise"
 
 
 @dataclass
@@ -394,6 +394,7 @@ class Converter:
         self.equations = 0
         self.sections = 0
         self.figures = 0
+        self.exercises = 0
         self.pending: list[str] = []  # `(label)=` lines waiting for the element they name
 
     # -- numbers ------------------------------------------------------------------------------------------------
@@ -543,8 +544,12 @@ class Converter:
             return ["```" + language, *content, "```"]
         if name in ("figure", "image"):
             return self.figure(name, arg, options, content)
-        if name in DROPPED_DIRECTIVES:
+        if name in DROPPED_DIRECTIVES or name == "solution-end":
             return []
+        if name == "exercise":
+            return self.exercise(arg, options, content)
+        if name == "solution-start":
+            return self.solution(arg.strip())
         if name == "raw":
             return content if arg.strip().lower() == "html" else []
         if name in LAYOUT_DIRECTIVES:
@@ -604,6 +609,23 @@ class Converter:
         self._flush_targets("figure", " ".join(caption[:1]), number)
         return out
 
+    def exercise(self, title: str, options: dict[str, str], content: list[str]) -> list[str]:
+        """An exercise (sphinx-exercise numbers them N.k, like figures): a blockquote titled as in the book."""
+        self.exercises += 1
+        number = self._number(self.exercises)
+        heading = f"Exercise {number}" + (f" ({self.inline(title)})" if title else "")
+        if options.get("label"):
+            self.pending.append(options["label"])
+        self._flush_targets("exercise", heading, number)
+        return self._blockquote(heading, self.convert_lines(content, top=False))
+
+    def solution(self, label: str) -> list[str]:
+        """The start of a solution: its title; what follows in the notebook is the solution itself."""
+        found = self.labels.targets.get(label)
+        if found is None:
+            return [self._error(f"a solution of {label!r}, which names no exercise")]
+        return [f"**Solution to {found.title}**"]
+
     def _file_url(self, path: str) -> str:
         if re.match(r"^[a-z]+://", path):
             return path
@@ -643,8 +665,9 @@ class Converter:
                 return self._error(f"{{{name}}}`{content}` names no label")
             url = self.project.page_url(found.docname, found.anchor)
             if name == "ref":
-                return f"[{self.inline(text or found.title)}]({url})"
-            default = "Fig. %s" if found.kind == "figure" else "Section %s"
+                shown = f"Exercise {found.number}" if found.kind == "exercise" else found.title
+                return f"[{self.inline(text or shown)}]({url})"
+            default = {"figure": "Fig. %s", "exercise": "Exercise %s"}.get(found.kind, "Section %s")
             shown = (text or default).replace("{number}", found.number).replace("%s", found.number)
             return f"[{self.inline(shown)}]({url})"
         if name == "term":
@@ -726,10 +749,13 @@ def convert_notebook(notebook, converter: Converter) -> dict:
         tags = list(cell.metadata.get("tags", []))
         if "remove-cell" in tags:
             continue
-        tags = [t for t in tags if t not in BOOK_TAGS]
+        # A solution the book does not execute (too slow for a build) is not executed by nbval either.
+        tags = [t for t in tags if t not in BOOK_TAGS] + (["nbval-skip"] if "skip-execution" in tags else [])
         metadata = {"tags": tags} if tags else {}
         if cell.cell_type == "markdown":
             source = converter.convert_cell(cell.source)
+            if not source.strip():  # a cell of book-only markup (the end of a solution, say): nothing to show
+                continue
             cells.append({"cell_type": "markdown", "id": _cell_id(source, seen), "metadata": metadata,
                           "source": _lines(source)})
         elif cell.cell_type == "code":
