@@ -1533,7 +1533,8 @@ def fixed_label_unlearn(model0, task, *, passes, lr, redraw_every_pass, seed=0):
     for p in range(passes):
         if redraw_every_pass and p > 0:
             labels = wrong_labels(yf.cpu(), C, gen).to(yf.device)
-        for fi in torch.randperm(len(yf), generator=gen).split(32):
+        order = torch.randperm(len(yf), generator=gen)  # host: CPU generator
+        for fi in order.split(32):
             fi, ri = fi.to(yf.device), next(retain_batches).to(yr.device)
             opt.zero_grad()
             loss = F.cross_entropy(model(xf[fi]), labels[fi])

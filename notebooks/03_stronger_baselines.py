@@ -1559,7 +1559,8 @@ for s in SEEDS:
     with torch.no_grad():
         for p in noisy.parameters():
             if p.numel() > 1:
-                p.add_(0.01 * p.std() * torch.randn(p.shape, generator=gen_s))
+                noise = torch.randn(p.shape, generator=gen_s)  # host: CPU generator
+                p.add_(0.01 * p.std() * noise.to(p.device))
     print(
         f"seed {s}: forget acc after one max pass: from theta0"
         f" {one_max_pass(m0_s, teacher_s, task_s):.1f} %, after a min pass"

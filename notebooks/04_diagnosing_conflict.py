@@ -1752,10 +1752,12 @@ from unlearnlib.train import TrainConfig, original_model
 # per-sample gradients of the whole training set of digits at θ0 (seed 0, ci profile),
 # on the CPU.
 ex_gen = torch.Generator().manual_seed(4)
-ex_forget = torch.zeros(40, dtype=torch.bool)
-ex_forget[torch.randperm(40, generator=ex_gen)[:9]] = True
-ex_G = torch.randn(40, 7, generator=ex_gen) + torch.where(ex_forget, -1.5, 0.4)[:, None]
-ex_index = torch.tensor([2, 0, 0, 1, 2, 0, 1])  # the block (tensor) of each coordinate
+ex_forget = torch.zeros(40, dtype=torch.bool)  # host: exercise input
+ex_forget[torch.randperm(40, generator=ex_gen)[:9]] = True  # host: exercise input
+ex_G = torch.randn(40, 7, generator=ex_gen)  # host: exercise input
+ex_G += torch.where(ex_forget, -1.5, 0.4)[:, None]
+# the block (tensor) of each coordinate
+ex_index = torch.tensor([2, 0, 0, 1, 2, 0, 1])  # host: exercise input
 ex_data = load_dataset("digits")
 ex_model = original_model(
     ex_data,

@@ -1897,7 +1897,8 @@ from scipy.optimize import nnls
 def gem_direction(g_f, R, eps):
     """min 1/2 ||d - g_f||^2 s.t. R d >= -eps, through the NNLS form of the dual."""
     K = (R @ R.T).double()
-    L = torch.linalg.cholesky(K + 1e-12 * K.trace() * torch.eye(len(K), dtype=K.dtype))
+    eye = torch.eye(len(K), dtype=K.dtype, device=K.device)
+    L = torch.linalg.cholesky(K + 1e-12 * K.trace() * eye)
     c = (R @ g_f).double() + eps
     nu, _ = nnls(L.T.cpu().numpy(), -torch.linalg.solve(L, c).cpu().numpy())
     return g_f + R.T @ torch.as_tensor(nu, dtype=g_f.dtype, device=g_f.device)

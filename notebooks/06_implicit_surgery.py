@@ -1477,7 +1477,7 @@ ex_d = (
     + 0.3 * torch.randn(3, 7, generator=ex_gen, dtype=torch.float64)
 )
 ex_ref = torch.tensor(
-    [np.polyfit(ex_l[r].numpy(), ex_d[r].numpy(), 1)[0] for r in range(3)]
+    [np.polyfit(ex_l[r].cpu().numpy(), ex_d[r].cpu().numpy(), 1)[0] for r in range(3)]
 )
 ex_s = torch.as_tensor(curvature_estimates(ex_l, ex_d)).double()
 assert tuple(ex_s.shape) == (3,)
@@ -1496,7 +1496,7 @@ ex_d = torch.tensor(
 )
 ex_s = torch.as_tensor(curvature_estimates(ex_l, ex_d)).double()
 ex_ref = torch.tensor(
-    [np.polyfit(ex_l[r].numpy(), ex_d[r].numpy(), 1)[0] for r in (1, 2, 3)]
+    [np.polyfit(ex_l[r].cpu().numpy(), ex_d[r].cpu().numpy(), 1)[0] for r in (1, 2, 3)]
 )
 assert tuple(ex_s.shape) == (4,) and torch.isnan(ex_s[0])
 assert torch.allclose(ex_s[1:], ex_ref, rtol=1e-6, atol=1e-9)

@@ -1830,8 +1830,8 @@ assert torch.allclose(
 # (u (cond + B) relative to |g_u|, as for tol32 in §7.3; we allow 10 times that).
 ex_sv = torch.linalg.svdvals(ex_G.double())
 ex_tol = 10 * ex_u32 * ((ex_sv[0] / ex_sv[-1]).item() + ex_G.shape[0])
-ex_A = ex_G.double().numpy().T
-ex_mu, _ = scipy.optimize.nnls(ex_A, ex_g_u.double().numpy())
+ex_A = ex_G.double().cpu().numpy().T
+ex_mu, _ = scipy.optimize.nnls(ex_A, ex_g_u.double().cpu().numpy())
 ex_ref = ex_g_u.double() - torch.from_numpy(ex_A @ ex_mu)
 ex_d = torch.as_tensor(gem_direction(ex_g_u, ex_G))
 assert ex_d.dtype == ex_g_u.dtype and tuple(ex_d.shape) == tuple(ex_g_u.shape)

@@ -1714,7 +1714,8 @@ def k_attacks(model, t, seed, rho, K=5):
     gen = torch.Generator().manual_seed(seed)
     attacks = []
     for k in range(K):
-        draw = torch.randint(len(support), (len(support),), generator=gen)
+        n_sup = len(support)
+        draw = torch.randint(n_sup, (n_sup,), generator=gen)  # host: CPU generator
         boot = support[draw.to(support.device)]
         attacks.append(
             train_membership_model(

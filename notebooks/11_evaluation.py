@@ -1377,7 +1377,7 @@ for fam in FAMILIES:
     mem01 = (
         (correct * ins).sum(0) / ins.sum(0)
         - (correct * (1 - ins)).sum(0) / (1 - ins).sum(0)
-    ).numpy()
+    ).cpu().numpy()
     memp = memorization_scores(data, cfg, seed=fam, device=device, progress=False)
     by_prob[fam] = set(np.argsort(-memp, kind="stable")[:decile])
     by_01[fam] = set(np.argsort(-mem01, kind="stable")[:decile])
