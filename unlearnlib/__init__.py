@@ -2,7 +2,8 @@
 
 Every public function names, in its docstring, the chapter that derives it. The library is flat on purpose:
 one module per job (``config``, ``data``, ``models``, ``train``, ``metrics``, ``grads``, ``diagnostics``,
-``methods``, ``experiment``, ``plots``, ``bench``), so that each file can be read top to bottom next to its chapter.
+``methods``, ``cost``, ``experiment``, ``plots``, ``bench``, and for the evaluation ``shadows``, ``audits``,
+``relearn``, ``records``), so that each file can be read top to bottom next to its chapter.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -17,7 +17,10 @@ family declared in ``"paired_family"``) and, with ``--audit``, the per-example a
 Beside the contract's keys, the benchmark's JSON holds ``"failures"`` (``[{"method", "seed", "error"}]``, empty
 when every method ran), ``"undefined"`` (``{<metric>: reason}`` for a metric the task's set sizes leave undefined,
 reported as ``null`` in every row; see :func:`unlearnlib.metrics.undefined_metrics`), ``"interrupted"`` and, in
-``"summary"``, ``"gap_of_means"`` per method (:func:`unlearnlib.experiment.summarise`).
+``"summary"``, ``"gap_of_means"`` per method (:func:`unlearnlib.experiment.summarise`). Every row carries, beside
+``time_s``, the contract's ``passes`` (per-sample forward plus backward passes used) and ``passes_vs_retrain``
+(their ratio to retraining's), and ``forward_passes`` and ``backward_passes`` (:mod:`unlearnlib.cost`); the rows
+are :func:`~unlearnlib.experiment.compare_methods`'s.
 
 Exit status: 0 when every method ran; 1 when some method failed on some seed (its error is a ``warning:`` line
 on stderr and an entry of ``"failures"`` in the JSON; the rows that finished are kept and written); 2 for bad
@@ -75,7 +78,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m unlearnlib.bench", description=__doc__.split("\n\n")[0], epilog=EPILOG)
-    p.add_argument("--dataset", default="digits", help="digits (default), mnist, fashion-mnist, cifar10, or a path to an .npz")
+    p.add_argument("--dataset", default="digits",
+                   help="digits (default), digits-stress, mnist, fashion-mnist, cifar10, or a path to an .npz")
     p.add_argument("--data-root", default=None, help="where torchvision datasets live (default ~/.cache/unlearnlib/data)")
     p.add_argument("--download", action="store_true", help="download a torchvision dataset that is absent")
     # The defaults of --scenario and --forget-fraction are applied after parsing, so that an option the chosen

@@ -4,6 +4,7 @@ Everything is held as tensors in memory: the book's datasets are small, and inde
 avoids the host-device round trips of a ``DataLoader`` in the training loops.
 
 * ``digits``: scikit-learn's 8x8 handwritten digits. It ships with scikit-learn, so the book runs offline.
+* ``digits-stress``: a harder 28x28 dataset made from them by elastic distortion (``unlearnlib.stress``).
 * ``mnist``, ``fashion-mnist``, ``cifar10``: through torchvision's own classes, downloaded only when asked.
 * any ``.npz`` file with the arrays ``x_train, y_train, x_test, y_test`` (the layout Keras uses for
   ``mnist.npz``): grey ``[N, H, W]`` or colour ``[N, H, W, C]`` / ``[N, C, H, W]``, ``uint8`` or float.
@@ -22,7 +23,7 @@ import torch
 
 from unlearnlib.errors import UnlearnError
 
-BUILTIN = ("digits", "mnist", "fashion-mnist", "cifar10")
+BUILTIN = ("digits", "digits-stress", "mnist", "fashion-mnist", "cifar10")
 SCENARIOS = ("random", "class", "mislabeled", "memorized")
 #: the seed of the shadow family whose memorisation scores choose the ``memorized`` forget set: fixed, so that the
 #: set is a property of the data (like a class), and distinct from the families the audits of chapter 11 train.
@@ -180,6 +181,13 @@ def _load_digits() -> Dataset:
     return from_arrays("digits", xtr, ytr, xte, yte, num_classes=10)
 
 
+def _load_digits_stress() -> Dataset:
+    from unlearnlib.stress import make_stress
+
+    s = make_stress()
+    return from_arrays("digits-stress", s["x_train"], s["y_train"], s["x_test"], s["y_test"], num_classes=10)
+
+
 def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     try:
         import torchvision
@@ -225,7 +233,8 @@ def _load_npz(path: Path) -> Dataset:
 
 
 def load_dataset(name: str = "digits", root: str | Path | None = None, download: bool = False) -> Dataset:
-    """Load a dataset by name (``digits``, ``mnist``, ``fashion-mnist``, ``cifar10``) or ``.npz`` path (chapter 01).
+    """Load a dataset by name (``digits``, ``digits-stress``, ``mnist``, ``fashion-mnist``, ``cifar10``) or ``.npz``
+    path (chapter 01).
 
     Nothing is downloaded unless ``download=True``; a torchvision dataset that is absent raises an
     :class:`~unlearnlib.UnlearnError` that says to pass ``--download``.
@@ -233,6 +242,8 @@ def load_dataset(name: str = "digits", root: str | Path | None = None, download:
     key = str(name).strip()
     if key.lower() == "digits":
         return _load_digits()
+    if key.lower() == "digits-stress":
+        return _load_digits_stress()
     if key.lower() in ("mnist", "fashion-mnist", "cifar10"):
         root = Path(root).expanduser() if root else Path.home() / ".cache" / "unlearnlib" / "data"
         return _load_torchvision(key.lower(), root, download)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm  # text bars: they work in terminals, notebooks and the built book alike
 
+from unlearnlib import cost
 from unlearnlib.config import get_device, get_profile, synchronize
 from unlearnlib.data import Dataset, UnlearningTask, load_dataset, make_task
 from unlearnlib.errors import UnlearnError
@@ -336,6 +337,10 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
     Defaults: the profile's dataset, training recipe and number of seeds (seeds 0, 1, ...), the profile's device.
     Each row holds the metrics of :func:`unlearnlib.metrics.evaluate` against the same seed's oracle, the
     wall-clock ``time_s`` of the run, and ``steps`` (the unlearning steps taken, 0 for the original model).
+    Beside the time, the cost in units that do not depend on the machine (:mod:`unlearnlib.cost`): ``passes``
+    (per-sample forward plus backward passes, counted as the run executes), ``forward_passes``,
+    ``backward_passes`` and ``passes_vs_retrain``, the ratio of ``passes`` to retraining's (the retrain row's is
+    its training count, ratio 1; the original model's is 0).
     Every method is checked not to have changed the original model it was given. Within a seed the variants run
     in the order given, so a setup may use what an earlier variant of the same seed recorded (for example its
     ``log``, to run another variant for the same number of steps). With ``floor`` (the default), each seed also
@@ -380,24 +385,26 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
         theta0 = {k: v.detach().clone() for k, v in m0.state_dict().items()}
         for label, (name, setup) in resolved.items():
             log: list = []
+            retrain_passes = cost.training_passes(len(task.y_retain), cfg.epochs)
             if name is None:
-                model, elapsed = m0, 0.0
+                model, elapsed, passes = m0, 0.0, cost.Passes()
             elif name == "retrain":
-                model, elapsed = oracle, oracle.train_time_s
+                model, elapsed, passes = oracle, oracle.train_time_s, retrain_passes
             else:
                 kwargs = {"seed": seed, "log": log, **setup(task, seed)}
                 log = kwargs["log"]  # a setup may pass its own list, to read the run's log later
                 synchronize(device)
-                start = time.perf_counter()
-                model = get_method(name)(m0, task, **kwargs)
-                synchronize(device)
-                elapsed = time.perf_counter() - start
+                with cost.counting() as passes:
+                    start = time.perf_counter()
+                    model = get_method(name)(m0, task, **kwargs)
+                    synchronize(device)
+                    elapsed = time.perf_counter() - start
                 if any(not torch.equal(v, theta0[k]) for k, v in m0.state_dict().items()):
                     raise RuntimeError(f"{label} ({name}) changed the original model it was given; a method must "
                                        "work on a copy (unlearnlib.methods._loop.fresh_copy)")
             steps = log[-1]["step"] if log else 0
             row = {"method": label, "seed": seed, "steps": steps,
-                   **evaluate(model, task, reference=reference, time_s=elapsed)}
+                   **evaluate(model, task, reference=reference, time_s=elapsed), **passes.as_row(retrain_passes)}
             if relearn:
                 row["relearn_acc"] = float(relearn_curve(model, task, seed=seed)[-1])
             result.rows.append(row)

@@ -4,6 +4,10 @@ A method supplies one function, ``step(model, xf, yf, xr, yr)``, that fills the 
 parameters for one step (for most methods: build a loss and call ``backward``). The loop owns everything else:
 copying the input model (methods never mutate it), the optimiser, the batch streams, the progress bar, the
 post-step hooks (masks) and the stopping rule.
+
+Cost (:mod:`unlearnlib.cost`): everything here that pushes samples through the model records them where it does so
+(the shape check, the stopping rule's evaluation, :func:`ce`); a step function records the backward passes of its
+own ``backward`` calls, and the forwards that do not go through :func:`ce`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 from torch import nn
 from tqdm import tqdm  # text bars: they work in terminals, notebooks and the built book alike
 
+from unlearnlib import cost
 from unlearnlib.data import UnlearningTask, cycle_batches
 from unlearnlib.errors import UnlearnError
 from unlearnlib.metrics import accuracy
@@ -47,6 +52,7 @@ def forget_target(task: UnlearningTask, model: nn.Module) -> float:
         return 100.0 / task.data.num_classes
     if getattr(task, "unseen_forget_acc", None) is not None:
         return float(task.unseen_forget_acc)
+    cost.forward(len(task.y_test))
     return accuracy(model, task.x_test, task.y_test)
 
 
@@ -123,6 +129,8 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
             post_step(model, opt)
         end_of_pass = (t + 1) % (check_every or steps_per_epoch) == 0 or t + 1 == total
         if end_of_pass and (target is not None or log is not None):
+            if target is not None:  # the stopping rule's price; an evaluation only for the log is bookkeeping
+                cost.forward(len(yf))
             acc = accuracy(model, xf, yf)
             if log is not None:
                 log.append({"step": t + 1, "forget_acc": acc})
@@ -164,6 +172,7 @@ def check_model(model: nn.Module, task: UnlearningTask) -> None:
     model.eval()
     with torch.no_grad():
         out = model(x1)
+    cost.forward(len(x1))
     for m, mode in modes:
         m.training = mode
     if out.dim() != 2 or out.shape[1] != task.data.num_classes:
@@ -185,9 +194,11 @@ def _masked_step(model: nn.Module, opt: torch.optim.Optimizer, masks: dict[str, 
 
 
 def ce(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Batch-mean cross-entropy; zero for an empty batch instead of NaN (chapter 02)."""
+    """Batch-mean cross-entropy; zero for an empty batch instead of NaN (chapter 02). Records len(y) forward
+    passes (:mod:`unlearnlib.cost`); the caller records the backward pass it takes."""
     if len(y) == 0:
         return torch.zeros((), device=x.device)
+    cost.forward(len(y))
     return nn.functional.cross_entropy(model(x), y)
 
 

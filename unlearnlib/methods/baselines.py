@@ -1,7 +1,9 @@
 """First-order baselines: retrain, fine-tune, gradient ascent, NegGrad+, random labels (chapter 02).
 
 Each function takes ``(model, task, **hyperparameters)`` and returns a new model; the input is never mutated.
-Gradients here are in the descent convention: the optimiser steps against ``.grad``.
+Gradients here are in the descent convention: the optimiser steps against ``.grad``. Each step records its
+per-sample passes (:mod:`unlearnlib.cost`): :func:`~unlearnlib.methods._loop.ce` the forwards, the step the
+backward it takes.
 
 Default hyperparameters were chosen on digits with the small CNN of the ``ci`` profile, on held-out seeds
 (100 to 104, never the seeds 0, 1, 2, ... that the chapters and the benchmark report), by an oracle-free rule: the highest
@@ -15,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearnlib import cost
 from unlearnlib.config import get_profile
 from unlearnlib.data import UnlearningTask
 from unlearnlib.methods._loop import ce, other_labels, run_unlearning
@@ -38,6 +41,7 @@ def finetune(model: nn.Module, task: UnlearningTask, epochs: float = 10, lr: flo
     """Fine-tune on the retain set only, min_θ L_r(θ) from θ0 (chapter 02): forgetting by interference."""
     def step(m, xf, yf, xr, yr):
         ce(m, xr, yr).backward()
+        cost.backward(len(yr))
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="retain", seed=seed,
                           desc="finetune", **kw)
 
@@ -52,6 +56,7 @@ def ga(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: float = 2
     """
     def step(m, xf, yf, xr, yr):
         (-ce(m, xf, yf)).backward()
+        cost.backward(len(yf))
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
                           stop_at=stop_at, check_every=check_every, desc="ga", **kw)
 
@@ -64,6 +69,7 @@ def neggrad_plus(model: nn.Module, task: UnlearningTask, epochs: float = 5, lr: 
     """
     def step(m, xf, yf, xr, yr):
         (beta * ce(m, xr, yr) - (1 - beta) * ce(m, xf, yf)).backward()
+        cost.backward(len(yr) + len(yf))
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="retain", seed=seed,
                           stop_at=stop_at, desc="neggrad_plus", **kw)
 
@@ -81,5 +87,6 @@ def random_label(model: nn.Module, task: UnlearningTask, epochs: float = 20, lr:
 
     def step(m, xf, yf, xr, yr):
         (ce(m, xf, other_labels(yf, c, g)) + ce(m, xr, yr)).backward()
+        cost.backward(len(yf) + len(yr))
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="forget", seed=seed,
                           stop_at=stop_at, check_every=check_every, desc="random_label", **kw)

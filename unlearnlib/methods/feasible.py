@@ -31,6 +31,7 @@ import torch
 from scipy.stats import t as student_t
 from torch import nn
 
+from unlearnlib import cost
 from unlearnlib.errors import UnlearnError
 from unlearnlib.grads import check_trainable_per_sample, per_sample_factors, per_sample_grads, trainable
 from unlearnlib.methods._loop import run_unlearning, to_host
@@ -59,8 +60,12 @@ def feasibility_mask(model: nn.Module, xr: torch.Tensor, yr: torch.Tensor, delta
     if update is None:
         update = {n: (p.grad if p.grad is not None else torch.zeros_like(p)) for n, p in params.items()}
     if route == "vmap":
-        return sign_test(per_sample_grads(model, xr, yr), update, delta)
-    mean, second = per_sample_factors(model, xr, yr).moments()
+        masks = sign_test(per_sample_grads(model, xr, yr), update, delta)
+        cost.forward_backward(len(yr))
+        return masks
+    factors = per_sample_factors(model, xr, yr)
+    cost.forward_backward(len(yr) * (2 if "vmap" in factors.route.values() else 1))  # a vmap fallback: twice
+    mean, second = factors.moments()
     return sign_test_moments(mean, second, len(yr), update, delta)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from unlearnlib import cost
 from unlearnlib.data import UnlearningTask
 from unlearnlib.errors import UnlearnError
 from unlearnlib.methods._loop import run_unlearning, to_host
@@ -118,6 +119,7 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
         logits = m(torch.cat([xf, xr]))
         loss_r = nn.functional.cross_entropy(logits[len(xf):], yr)
         (forget_loss(logits[:len(xf)], yf) + lam * loss_r).backward()
+        cost.forward_backward(len(xf) + len(xr))
         if max_norm is not None:  # clip after the surgery, as the official code does; no host sync
             grads = [p.grad for p in m.parameters() if p.requires_grad]
             norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g_) for g_ in grads]))
@@ -130,6 +132,7 @@ def implicit_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 40,
         nonlocal lam
         with torch.no_grad():
             after = nn.functional.cross_entropy(m(probe["x"]), probe["y"])
+        cost.forward(len(probe["y"]))
         lam = dual_step(lam, probe["before"], after, opt.param_groups[0]["lr"], eps, dual_lr)
         if history is not None:
             history.append(lam.detach())  # a 0-d device tensor: copied to the host once, after the run

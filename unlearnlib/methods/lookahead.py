@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vjp
 
+from unlearnlib import cost
 from unlearnlib.data import UnlearningTask
 from unlearnlib.grads import _check_batchnorm, flatten, trainable
 from unlearnlib.methods._loop import run_unlearning, set_grads
@@ -34,6 +35,10 @@ def lookahead_grads(params: dict, inner, outers: dict, alpha: float, second_orde
 
     Returns ``(fast, {name: ∇_θ outer(θ')})`` as dicts of tensors. ``second_order=False`` treats ∇inner(θ) as a
     constant, so the meta-gradient is just ∇outer(θ') (first-order MAML).
+
+    Cost (:mod:`unlearnlib.cost`; the losses are closures, so the caller, who knows their batches, records it): a
+    forward and backward pass of the inner batch, one of each outer batch and, with ``second_order``, one
+    Hessian-vector product of the inner batch per outer loss.
     """
     def step(p):
         g = grad(inner)(p)
@@ -64,6 +69,9 @@ def lur_meta_gradient(model: nn.Module, xf, yf, xr, yr, alpha: float, w_r: float
     L_r, L_u = functional_loss(model, xr, yr), functional_loss(model, xf, yf, sign=-1.0)
     _, meta = lookahead_grads(params, L_r, {"u": L_u}, alpha, second_order)
     g_r = grad(L_r)(params)
+    cost.forward_backward(2 * len(yr) + len(yf))   # the inner step, the outer loss at θ', and g_r again
+    if second_order:
+        cost.hvp(len(yr))
     return flatten({k: w_r * g_r[k] + w_f * meta["u"][k] for k in params})
 
 

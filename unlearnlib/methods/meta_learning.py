@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad
 
+from unlearnlib import cost
 from unlearnlib.data import UnlearningTask, cycle_batches
 from unlearnlib.errors import UnlearnError
 from unlearnlib.grads import cosine, flatten, harmonize, trainable, unilateral_surgery
@@ -95,6 +96,7 @@ def train_membership_model(model: nn.Module, x_in, y_in, x_out, y_out, steps: in
     model.eval()
     with torch.no_grad():
         f = torch.cat([MembershipModel.features(model(x_in), y_in), MembershipModel.features(model(x_out), y_out)])
+    cost.forward(len(y_in) + len(y_out))
     model.train(was_training)
     target = torch.cat([torch.ones(len(y_in)), torch.zeros(len(y_out))]).to(f)
     attack = MembershipModel().to(f)  # the device and dtype of the model's outputs
@@ -142,9 +144,13 @@ def ltu_meta_gradients(model: nn.Module, xs, ys, xq, yq, xf, yf, alpha: float, a
     g_sup = grad(L_sup)(params)
     if second_order:
         _, meta = lookahead_grads(params, L_sup, {"rem": L_rem, "fgt": L_fgt}, alpha, second_order=True)
+        cost.forward_backward(len(ys))   # lookahead_grads' own inner step
+        for _ in range(2):               # one pull-back, a Hessian-vector product, per outer loss
+            cost.hvp(len(ys))
     else:  # what lookahead_grads(..., second_order=False) returns, without building the unused pull-back
         fast = {k: params[k] - alpha * g_sup[k] for k in params}
         meta = {"rem": grad(L_rem)(fast), "fgt": grad(L_fgt)(fast)}
+    cost.forward_backward(len(ys) + len(yq) + len(yf))
     G_rem = flatten({k: g_sup[k] + meta["rem"][k] for k in params})
     return G_rem, w_f * flatten(meta["fgt"])
 

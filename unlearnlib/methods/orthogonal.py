@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearnlib import cost
 from unlearnlib.data import UnlearningTask
 from unlearnlib.errors import UnlearnError
 from unlearnlib.grads import (check_trainable_per_sample, flatten, flatten_batched, gram_coefficients, loss_grad,
@@ -89,6 +90,9 @@ def orthograd(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: fl
         gu = unflatten(g_u, trainable(m))
         factors = per_sample_factors(m, xr, yr)
         B = len(yr)
+        cost.forward_backward(len(yf) + B)
+        if "vmap" in factors.route.values():   # parameters of unsupported layers: a second pass, by vmap
+            cost.forward_backward(B)
         if scope == "global":
             K, d = factors.gram_dots(gu)
             c = gram_coefficients(K, d)
@@ -113,6 +117,7 @@ def orthograd(model: nn.Module, task: UnlearningTask, epochs: float = 40, lr: fl
         else:  # the mean of the per-sample gradients is the batch gradient (GroupNorm, or BatchNorm in eval mode)
             g_bar = loss_grad(m, xr, yr)
             G = g_bar[None]
+        cost.forward_backward(len(yf) + len(yr))   # per-sample or batch gradients of the retain batch alike
         g_perp = orthogonal_direction(g_u, G, sizes, scope)
         if history is not None:
             ratios.append((g_perp.norm() / g_u.norm().clamp_min(1e-20)).detach())

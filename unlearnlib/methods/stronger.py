@@ -16,6 +16,7 @@ import copy
 import torch
 from torch import nn
 
+from unlearnlib import cost
 from unlearnlib.data import UnlearningTask, minibatches
 from unlearnlib.grads import trainable
 from unlearnlib.methods._loop import MaskKeeper, ce, check_stop_at, forget_target, other_labels, run_unlearning
@@ -66,10 +67,13 @@ def scrub(model: nn.Module, task: UnlearningTask, epochs: int = 5, max_epochs: i
         kl = kl_teacher_student(s_logits, t_logits, T)
         loss = -kl if is_max else gamma * nn.functional.cross_entropy(s_logits, yr) + alpha * kl
         loss.backward()
+        cost.forward(2 * len(x))   # the teacher's forward and the student's
+        cost.backward(len(x))
         if is_max:
             state["max_done"] += 1
             if target is not None:
                 # Evaluated before this step's update lands: the max phase ends at most one step late.
+                cost.forward(len(yf_all))
                 state["forgotten"] = accuracy(m, xf_all, yf_all) <= target
     kw.setdefault("steps", len(schedule))
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="retain", seed=seed,
@@ -92,6 +96,7 @@ def saliency_mask(model: nn.Module, task: UnlearningTask, ratio: float = 0.5, ba
     xf, yf = task.x_forget.to(device), task.y_forget.to(device)
     for idx in minibatches(len(xf), batch_size, device=device):
         grads = torch.autograd.grad(-ce(model, xf[idx], yf[idx]), list(params.values()))
+        cost.backward(len(idx))
         for n, gr in zip(params, grads):
             total[n] += gr
     flat = torch.cat([t.abs().reshape(-1) for t in total.values()])
@@ -118,6 +123,7 @@ def salun(model: nn.Module, task: UnlearningTask, ratio: float = 0.5, epochs: fl
 
     def step(m, xf, yf, xr, yr):
         (ce(m, xf, other_labels(yf, c, g)) + ce(m, xr, yr)).backward()
+        cost.backward(len(yf) + len(yr))
         for n, p in m.named_parameters():
             if p.grad is not None and n in masks:
                 p.grad.mul_(masks[n])
@@ -146,5 +152,6 @@ def l1_sparse(model: nn.Module, task: UnlearningTask, epochs: float = 10, lr: fl
         counter["t"] += 1
         l1 = sum(p.abs().sum() for p in m.parameters() if p.requires_grad)
         (ce(m, xr, yr) + a_t * l1).backward()
+        cost.backward(len(yr))
     return run_unlearning(model, task, step, epochs=epochs, lr=lr, batch_size=batch_size, over="retain", seed=seed,
                           desc="l1_sparse", **kw)

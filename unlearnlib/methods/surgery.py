@@ -46,6 +46,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from unlearnlib import cost
 from unlearnlib.data import UnlearningTask
 from unlearnlib.diagnostics import forget_retain_grads
 from unlearnlib.errors import UnlearnError
@@ -79,6 +80,7 @@ def pcgrad(model: nn.Module, task: UnlearningTask, epochs: float = 5, lr: float 
 
     def step(m, xf, yf, xr, yr):
         g_f, g_r = forget_retain_grads(m, xf, yf, xr, yr)
+        cost.forward_backward(len(yf) + len(yr))
         if history is not None:
             history.append(torch.dot(g_f, g_r).detach())
         set_grads(m, pcgrad_combine([(1 - beta) * g_f, beta * g_r]))
@@ -112,6 +114,7 @@ def unilateral_surgery(model: nn.Module, task: UnlearningTask, epochs: float = 4
 
     def step(m, xf, yf, xr, yr):
         g_f, g_r = forget_retain_grads(m, xf, yf, xr, yr, forget_loss=forget_loss)
+        cost.forward_backward(len(yf) + len(yr))
         d, lam = unilateral_direction(g_f, g_r, eps)
         if max_norm is not None:  # clip after the surgery, as the official code does
             d = d * (max_norm / d.norm().clamp_min(max_norm))
