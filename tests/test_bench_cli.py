@@ -167,3 +167,36 @@ def test_step_times_one_sample_per_round_for_every_method(class_task, original):
     assert list(times) == ["ga", "retrain", "orthograd[loop]"]     # duplicates timed once, order kept
     assert all(v.shape == (2,) and np.isfinite(v).all() for v in times.values())
     assert all(torch.equal(before[k], v) for k, v in original.state_dict().items())   # timing leaves θ0 alone
+
+
+def test_facts_dataset_runs_the_language_track(tmp_path, monkeypatch, capsys):
+    # `--dataset facts` goes to the language-model track with the language methods; a tiny model and ten people
+    # keep it to seconds (the real sizes are the profile's).
+    from unlearnlib import bench, lm_bench
+    from unlearnlib.transformer import LMConfig
+
+    tiny = LMConfig(d_model=16, n_layers=2, n_heads=2, d_ff=32, max_len=24, epochs=15, batch_size=32, lr=1e-2)
+    real = lm_bench.run_facts
+
+    def small(names, seeds, fraction, **kw):
+        return real(names, seeds, fraction, lm_config=tiny, n_people=10,
+                    hyperparameters={m: {"epochs": 2} for m in names}, **kw)
+    monkeypatch.setattr(lm_bench, "run_facts", small)
+    out = tmp_path / "facts.json"
+    rc = bench.main(["--dataset", "facts", "--methods", "ga,npo", "--seeds", "2", "--forget-fraction", "0.2",
+                     "--device", "cpu", "--out", str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert {r["method"] for r in report["results"]} >= {"ga", "npo"}
+    for key in ("forget_acc", "retain_acc", "truth_ratio", "rouge_l", "forget_quality", "privleak", "utility"):
+        assert key in report["reference"] and all(key in r for r in report["results"])
+    assert "forget_acc" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [["--methods", "salun"], ["--scenario", "class"], ["--tune"], ["--audit", "relearn"]])
+def test_facts_refuses_what_does_not_apply(args, capsys):
+    from unlearnlib import bench
+
+    assert bench.main(["--dataset", "facts", *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")

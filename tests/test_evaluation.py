@@ -252,18 +252,25 @@ def test_committed_results_are_consistent_with_their_rows():
 
     names = records.available()
     assert names, "no committed results: run bash benchmarks/run_evaluation.sh"
+    checked = 0
     for name in names:
+        if "results" not in records.load_result(name):
+            continue  # the step cost, the cost curve, the language-model sweep: no benchmark rows
         report = records.load_bench(name)
-        assert report["config"]["seeds"] >= 10 or report["config"].get("audits"), name
-        summary = summarise(report["results"])
+        if report["config"].get("dataset") == "digits" and not report["config"].get("audits"):
+            assert report["config"]["seeds"] >= 10, name  # the ten-seed tables of chapters 11 and 12
+        key = "gap" if all("gap" in r for r in report["results"]) else "lm_gap"
+        summary = summarise(report["results"], keys=(key,))
         for method, block in summary.items():
-            assert block["gap"]["mean"] == pytest.approx(report["summary"][method]["gap"]["mean"]), (name, method)
-        floor = summarise([{"method": "f", **r} for r in report["floor_per_seed"]])["f"]
-        assert floor["gap"]["mean"] == pytest.approx(report["floor"]["gap"]["mean"])
+            assert block[key]["mean"] == pytest.approx(report["summary"][method][key]["mean"]), (name, method)
+        floor = summarise([{"method": "f", **r} for r in report["floor_per_seed"]], keys=(key,))["f"]
+        assert floor[key]["mean"] == pytest.approx(report["floor"][key]["mean"]), name
         for method, by_base in report["paired"].items():
             for base, by_key in by_base.items():
-                d = records.per_seed(report, method, "gap") - records.per_seed(report, base, "gap")
-                assert by_key["gap"]["mean"] == pytest.approx(d.mean()), (name, method, base)
+                d = records.per_seed(report, method, key) - records.per_seed(report, base, key)
+                assert by_key[key]["mean"] == pytest.approx(d.mean()), (name, method, base)
+        checked += 1
+    assert checked >= 8
 
 
 def test_records_refuse_unknown_and_check_reproduction():

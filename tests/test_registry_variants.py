@@ -129,7 +129,7 @@ def test_unilateral_rl_first_step_is_the_clipped_surgery_of_the_random_label_gra
     _, task, model = setting
     seed, cap = 3, 0.05
     inputs, dirs = record_run(model, task, get_method("unilateral_surgery_rl"), steps=1,
-                              stop_at=None, seed=seed, max_norm=cap)
+                              stop_at=None, seed=seed, max_norm=cap, guard=None)  # the guard's slice: no step
     # forget_retain_grads: the forget batch first, then the retain batch (after a one-sample probe of the model)
     xf, xr = [x for x in inputs if len(x) > 1]
     yf = task.y_forget[rows_of(xf, task.x_forget)]
@@ -147,7 +147,7 @@ def test_implicit_rl_first_step_is_the_clipped_random_label_gradient(setting):
     _, task, model = setting
     seed, cap = 3, 0.05
     inputs, dirs = record_run(model, task, get_method("implicit_surgery_rl"), steps=1,
-                              stop_at=None, seed=seed, max_norm=cap)
+                              stop_at=None, seed=seed, max_norm=cap, guard=None)  # the guard's slice: no step
     # one forward of the forget and retain batches together, then the retain batch again to measure; λ0 = 0
     both, _ = [x for x in inputs if len(x) > 1]
     xf = both[:32]

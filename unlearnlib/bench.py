@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -47,9 +48,11 @@ from tqdm import tqdm
 from unlearnlib import UnlearnError
 from unlearnlib.config import get_device, get_profile, synchronize
 from unlearnlib.data import SCENARIOS, load_dataset, make_task
-from unlearnlib.methods import REGISTRY, get_method
+from unlearnlib.methods import REGISTRY, get_method, registry
 from unlearnlib.models import MODELS
-from unlearnlib.experiment import AUDIT_KEYS, Comparison, compare_methods, format_paired, format_table, summarise
+from unlearnlib import tuning
+from unlearnlib.experiment import (AUDIT_KEYS, Comparison, compare_methods, flag_counts, format_paired, format_table,
+                                   summarise)
 from unlearnlib.metrics import undefined_metrics
 from unlearnlib.train import TrainConfig
 
@@ -80,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m unlearnlib.bench", description=__doc__.split("\n\n")[0], epilog=EPILOG)
     p.add_argument("--dataset", default="digits",
                    help="digits (default), digits-stress, mnist, fashion-mnist, cifar10, or a path to an .npz")
-    p.add_argument("--data-root", default=None, help="where torchvision datasets live (default ~/.cache/unlearnlib/data)")
+    p.add_argument("--data-root", default=None,
+                   help="where torchvision datasets live (default $UNLEARN_DATA_ROOT, else ~/.cache/unlearnlib/data)")
     p.add_argument("--download", action="store_true", help="download a torchvision dataset that is absent")
     # The defaults of --scenario and --forget-fraction are applied after parsing, so that an option the chosen
     # scenario does not use can be told apart from an untouched default and refused.
@@ -106,25 +110,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="write the JSON to this file (its folder must exist and be writable; "
                                                 "checked before the run starts)")
     p.add_argument("--step-cost", action="store_true", help="time one step of every method relative to GA")
+    p.add_argument("--tune", action="store_true",
+                   help="run the oracle-free tuning protocol (chapter 12) on this task instead of the benchmark and "
+                        "write the chosen values (--out); --seeds is then the number of tuning seeds (100, 101, ...; "
+                        "default 2)")
+    p.add_argument("--retain-fraction", type=float, default=None,
+                   help="with --tune: every method may use only this fraction of D_r (a small retain subset, "
+                        "chapters 07-08), and the values are tuned for that setting")
+    p.add_argument("--guard", default=None,
+                   help="the collapse guard's margin in points of accuracy (default 25, chapter 12), or none to switch "
+                        "it off and see what it prevents")
+    p.add_argument("--tuned", default="auto",
+                   help="hyperparameters of the benchmark: auto (default: the values the package stores for this "
+                        "dataset and scenario, else each method's defaults), none (the defaults), or a file "
+                        "written by --tune")
     p.add_argument("--batch-size", type=int, default=None,
                    help="unlearning batch size (default: each method's own; with --step-cost, the profile's)")
     return p
 
 
-def parse_methods(spec: str | None) -> list[str]:
-    """The method names of ``--methods``: every registered one when the option is absent; an empty value is an
-    error, not a request for every method. Duplicates run once."""
-    names = list(REGISTRY) if spec is None else list(dict.fromkeys(m.strip() for m in spec.split(",") if m.strip()))
+def parse_methods(spec: str | None, modality: str = "vision") -> list[str]:
+    """The method names of ``--methods``: every registered one of the dataset's modality when the option is
+    absent; an empty value is an error, not a request for every method. Duplicates run once."""
+    names = (list(registry(modality)) if spec is None
+             else list(dict.fromkeys(m.strip() for m in spec.split(",") if m.strip())))
     if not names:
         raise UnlearnError("--methods is empty; give comma-separated names, e.g. ga,neggrad_plus, or leave the "
                            "option out to run every method")
     for name in names:
-        get_method(name)
+        get_method(name, modality)
     return names
 
 
 def check_options(args) -> None:
     """Refuse options that the run would ignore or that cannot work, before anything is loaded or trained."""
+    if args.dataset == "facts":
+        given = [o for o, v in (("--scenario", args.scenario), ("--forget-class", args.forget_class),
+                                ("--audit", args.audit), ("--baselines", args.baselines), ("--model", args.model),
+                                ("--batch-size", args.batch_size), ("--guard", args.guard),
+                                ("--retain-fraction", args.retain_fraction)) if v is not None]
+        given += [o for o, v in (("--step-cost", args.step_cost), ("--tune", args.tune),
+                                 ("--tuned", args.tuned != "auto")) if v]
+        if given:
+            raise UnlearnError(f"{', '.join(given)} do(es) not apply to --dataset facts (the language-model track "
+                               "forgets --forget-fraction of the people, chapter 15); drop them")
     if args.step_cost:
         # The step cost always times the same class-wise batches of seed 0: these options would change nothing.
         given = [o for o, v in (("--scenario", args.scenario), ("--forget-fraction", args.forget_fraction),
@@ -141,6 +170,14 @@ def check_options(args) -> None:
                            "the whole class given by --forget-class, so drop --forget-fraction")
     if args.step_cost and (args.audit is not None or args.baselines is not None):
         raise UnlearnError("--audit and --baselines do not apply to --step-cost; drop them")
+    if args.guard is not None:
+        args.guard = parse_guard(args.guard)
+    if args.retain_fraction is not None and not args.tune:
+        raise UnlearnError("--retain-fraction applies to --tune only; add --tune, or drop --retain-fraction")
+    if args.tune and (args.step_cost or args.audit is not None or args.baselines is not None
+                      or args.tuned != "auto" or args.guard is not None):
+        raise UnlearnError("--tune chooses hyperparameters and runs no benchmark: drop --step-cost, --audit, "
+                           "--baselines, --guard and --tuned")
     if args.batch_size is not None and args.batch_size < 1:
         raise UnlearnError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
@@ -295,6 +332,17 @@ def _settings_env(profile, device):
                 os.environ[k] = v
 
 
+def task_setting(args, profile) -> tuple:
+    """The scenario, forget fraction (None class-wise), dataset and training recipe the options describe."""
+    scenario = args.scenario or "random"
+    fraction = (args.forget_fraction if args.forget_fraction is not None else 0.1) if scenario != "class" else None
+    data = load_dataset(args.dataset, args.data_root, args.download)
+    cfg = TrainConfig.from_profile(profile)
+    if args.model:
+        cfg = dataclasses.replace(cfg, model=args.model)
+    return scenario, fraction, data, cfg
+
+
 def run_benchmark(args, profile, device) -> dict:
     """Every method on every seed; a method that fails on a seed is recorded in ``"failures"`` and the others go
     on. Each (method, seed) is its own :func:`~unlearnlib.experiment.compare_methods` call, so that the rows
@@ -305,12 +353,7 @@ def run_benchmark(args, profile, device) -> dict:
     baselines = parse_baselines(args.baselines, names)
     audits = parse_audits(args.audit)
     seeds = args.seeds if args.seeds is not None else profile.seeds
-    scenario = args.scenario or "random"
-    fraction = (args.forget_fraction if args.forget_fraction is not None else 0.1) if scenario != "class" else None
-    data = load_dataset(args.dataset, args.data_root, args.download)
-    cfg = TrainConfig.from_profile(profile)
-    if args.model:
-        cfg = TrainConfig(model=args.model, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr)
+    scenario, fraction, data, cfg = task_setting(args, profile)
     task_args = {"forget_class": args.forget_class, "forget_fraction": fraction if fraction is not None else 0.1}
     # Up front, before anything trains: the task itself (a bad fraction or class fails here) and the metrics
     # its set sizes leave undefined. Every seed draws sets of the same sizes. (The memorized scenario's scores
@@ -320,6 +363,10 @@ def run_benchmark(args, profile, device) -> dict:
     for metric, reason in undefined.items():
         print(f"warning: {metric} will be null: {reason}", file=sys.stderr)
     extra = {"batch_size": args.batch_size} if args.batch_size is not None else {}
+    tuned_from, tuned = resolve_tuned(args.tuned, args.dataset, scenario)
+    if args.guard is not None:  # "none" was parsed to the string "off": run_unlearning takes None
+        extra["guard"] = None if args.guard == "off" else args.guard
+    hyper = {n: {**tuning.tuned_kwargs(n, report=tuned), **extra} if tuned else dict(extra) for n in names}
     rows, references, floor_rows, failures, interrupted = [], {}, {}, [], False
     originals = []  # per seed, the original model's metrics against the seed's oracle: what there is to undo
     audit_floor = {}
@@ -337,7 +384,7 @@ def run_benchmark(args, profile, device) -> dict:
                 failures.append({"method": "original", "seed": seed, "error": error})
             for name in names:
                 try:
-                    part = compare_methods({name: (name, extra)}, scenario, data=data, cfg=cfg, seeds=[seed],
+                    part = compare_methods({name: (name, hyper[name])}, scenario, data=data, cfg=cfg, seeds=[seed],
                                            device=device, progress=False, floor=seed not in floor_rows,
                                            relearn="relearn" in audits, **task_args)
                     row = part.rows[0]
@@ -377,13 +424,70 @@ def run_benchmark(args, profile, device) -> dict:
               "batch_size": args.batch_size, "profile": profile.name, "device": str(device), "train": cfg.__dict__,
               "shadow_models": profile.shadow_models if "ulira" in audits else None,
               "audit_replicas": profile.audit_replicas if "competition" in audits else None,
-              "torch": torch.__version__}
+              "torch": torch.__version__, "tuned": tuned_from,
+              "hyperparameters": {n: hyper[n] for n in names if n != "retrain"}}
     return {"config": config, "reference": comparison.reference if done else {},
             "reference_per_seed": [{"seed": s, **references[s]} for s in done], "results": rows,
             "summary": comparison.summary, "floor": comparison.floor, "floor_per_seed": comparison.floor_rows,
-            "paired": paired, "paired_family": family,
+            "paired": paired, "paired_family": family, "flags": flag_counts(rows),
             "original": summarise(originals).get("original", {}), "original_per_seed": originals,
             "failures": failures, "undefined": undefined, "interrupted": interrupted}
+
+
+def parse_guard(spec: str):
+    """``--guard``: ``none`` (returned as ``"off"``) or a margin in points, a positive number below 100."""
+    if spec.strip().lower() == "none":
+        return "off"
+    try:
+        margin = float(spec)
+    except ValueError:
+        margin = float("nan")
+    if not 0 < margin < 100:
+        raise UnlearnError(f"--guard must be none or a margin in points of accuracy between 0 and 100, got {spec!r}")
+    return margin
+
+
+def resolve_tuned(spec: str, dataset: str, scenario: str) -> tuple[str, dict | None]:
+    """Where the benchmark's hyperparameters come from (``--tuned``): a description and the tuning report."""
+    if spec == "none":
+        return "defaults", None
+    if spec == "auto":
+        report = tuning.stored(dataset, scenario)
+        name = tuning.setting_name(dataset, scenario)
+        return (f"stored: unlearnlib/tuned/{name}.json", report) if report else ("defaults (none stored)", None)
+    return f"file: {spec}", tuning.load_tuned(spec)
+
+
+#: the row keys of the language-model track (contract item 5), in table order.
+FACTS_KEYS = ("forget_acc", "retain_acc", "truth_ratio", "rouge_l", "forget_quality", "privleak", "utility")
+
+
+def run_facts_track(args, profile, device) -> dict:
+    """``--dataset facts``: the language-model track of chapter 15 (:func:`unlearnlib.lm_bench.run_facts`), every
+    language method by default, with the oracle's values, the noise floor and the paired differences."""
+    from unlearnlib import lm_bench
+
+    names = parse_methods(args.methods, "language")
+    fraction = args.forget_fraction if args.forget_fraction is not None else 0.1
+    seeds = list(range(args.seeds if args.seeds is not None else profile.seeds))
+    report = lm_bench.run_facts(names, seeds, fraction, profile=profile, device=device,
+                                progress=sys.stderr.isatty())
+    report.setdefault("interrupted", False)
+    return report
+
+
+def run_tuning(args, profile, device) -> dict:
+    """``--tune``: the protocol of :mod:`unlearnlib.tuning` on this task, for every method asked (default: every
+    registered method but retrain)."""
+    names = [n for n in parse_methods(args.methods) if n != "retrain"]
+    if not names:
+        raise UnlearnError("--methods names only retrain, which has nothing to tune; name the methods to tune")
+    n = args.seeds if args.seeds is not None else len(tuning.TUNING_SEEDS)
+    scenario, fraction, data, cfg = task_setting(args, profile)
+    return tuning.tune(names, scenario, data=data, cfg=cfg, forget_class=args.forget_class,
+                       forget_fraction=fraction or 0.1, seeds=range(tuning.TUNING_SEEDS[0], tuning.TUNING_SEEDS[0] + n),
+                       device=device, progress=sys.stderr.isatty(), dataset_name=args.dataset,
+                       retain_fraction=args.retain_fraction)
 
 
 def median_time(fn, repeats: int = 5, device=None) -> float:
@@ -518,7 +622,9 @@ def main(argv=None) -> int:
         device = get_device(args.device)
         out = check_out(args.out) if args.out is not None else None
         with _settings_env(profile, device):
-            report = step_cost(args, profile, device) if args.step_cost else run_benchmark(args, profile, device)
+            run = (run_facts_track if args.dataset == "facts" else step_cost if args.step_cost
+                   else run_tuning if args.tune else run_benchmark)
+            report = run(args, profile, device)
     except UnlearnError as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
@@ -526,7 +632,13 @@ def main(argv=None) -> int:
         print("error: interrupted before any result was finished; nothing was written", file=sys.stderr)
         return 130
     # The table first: it is on the screen whatever happens to the file.
-    if not args.step_cost:
+    if args.tune:
+        print(tuning.format_choices(report))
+    elif args.dataset == "facts":
+        print(format_table(report["summary"], report["reference"], keys=FACTS_KEYS, floor=report["floor"]))
+        if report["paired"]:
+            print(format_paired(report["paired"], report["paired_family"], key="forget_acc"))
+    elif not args.step_cost:
         keys = ("UA", "RA", "TA", "MIA", "gap", "time_s")
         if report["config"]["scenario"] == "mislabeled":
             keys = ("UA", "true_label_acc", *keys[1:])
@@ -534,6 +646,9 @@ def main(argv=None) -> int:
         print(format_table(report["summary"], report["reference"], keys=keys, floor=report["floor"]))
         if report["paired"]:
             print(format_paired(report["paired"], report["paired_family"]))
+        if report["flags"]:
+            print("guardrail flags (runs per method): " + "; ".join(
+                f"{m} " + ", ".join(f"{f} {n}" for f, n in fl.items()) for m, fl in report["flags"].items()))
     else:
         print(json.dumps(report["ratio"], indent=2))
     sys.stdout.flush()
@@ -548,7 +663,7 @@ def main(argv=None) -> int:
             kept = "; the previous file is unchanged" if out.is_file() else ""
             print(f"error: cannot write --out {out} ({exc.strerror or exc}){kept}; {where}", file=sys.stderr)
             return 2
-    if args.step_cost:
+    if args.step_cost or args.tune:
         return 0
     if report["interrupted"]:
         print("error: interrupted; the rows finished so far are kept" + (f" in {out}" if out else ""),

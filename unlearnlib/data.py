@@ -5,16 +5,24 @@ avoids the host-device round trips of a ``DataLoader`` in the training loops.
 
 * ``digits``: scikit-learn's 8x8 handwritten digits. It ships with scikit-learn, so the book runs offline.
 * ``digits-stress``: a harder 28x28 dataset made from them by elastic distortion (``unlearnlib.stress``).
-* ``mnist``, ``fashion-mnist``, ``cifar10``: through torchvision's own classes, downloaded only when asked.
+* ``mnist``, ``fashion-mnist``, ``cifar10``: through torchvision's own classes, downloaded only when asked, from
+  ``UNLEARN_DATA_ROOT`` (default ``~/.cache/unlearnlib/data``). ``python -m unlearnlib.data cifar10 --download``
+  fetches one once.
+* :func:`synthetic_images`: a small deterministic RGB dataset made in memory, for tests and timings on any
+  machine (no file, no download).
 * any ``.npz`` file with the arrays ``x_train, y_train, x_test, y_test`` (the layout Keras uses for
   ``mnist.npz``): grey ``[N, H, W]`` or colour ``[N, H, W, C]`` / ``[N, C, H, W]``, ``uint8`` or float.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 import numbers
+import os
+import shlex
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +196,40 @@ def _load_digits_stress() -> Dataset:
     return from_arrays("digits-stress", s["x_train"], s["y_train"], s["x_test"], s["y_test"], num_classes=10)
 
 
+#: what each torchvision dataset is called in messages, and the folder torchvision keeps it in under the root.
+_TORCHVISION = {"mnist": ("MNIST", "MNIST"), "fashion-mnist": ("Fashion-MNIST", "FashionMNIST"),
+                "cifar10": ("CIFAR-10", "cifar-10-batches-py")}
+
+
+def data_root(root: str | Path | None = None) -> Path:
+    """Where torchvision datasets live: ``root`` when given, else ``UNLEARN_DATA_ROOT``, else
+    ``~/.cache/unlearnlib/data`` (chapter 01)."""
+    if root is None or not str(root).strip():
+        root = os.environ.get("UNLEARN_DATA_ROOT", "").strip() or Path.home() / ".cache" / "unlearnlib" / "data"
+    return Path(root).expanduser()
+
+
+class DatasetMissing(UnlearnError):
+    """A dataset whose files are absent; the message is the one command that fetches them (chapter 01).
+
+    The command line prints it as one ``error:`` line, as every :class:`UnlearnError`. IPython shows an exception
+    with a ``_render_traceback_`` method by calling it instead of printing the traceback, so a chapter run in the
+    ``full`` profile without the files also stops with that one line.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"error: {self}"]
+
+
+def _missing_message(name: str, root: Path) -> str:
+    title, folder = _TORCHVISION[name]
+    where = "" if root == data_root(None) else f" --data-root {shlex.quote(str(root))}"
+    state = ("is incomplete or damaged (a file is missing or fails its checksum)" if (root / folder).exists()
+             else f"was not found (no {folder} folder there)")
+    return (f"{title} under {root} {state}; fetch it with: python -m unlearnlib.data {name} --download{where}   "
+            f"(or pass --download to the bench, or set UNLEARN_DATA_ROOT to the folder that holds {folder})")
+
+
 def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
     try:
         import torchvision
@@ -200,8 +242,7 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
         test = cls(str(root), train=False, download=download)
     except RuntimeError as exc:
         if not download:
-            raise UnlearnError(f"dataset {name!r} was not found under {root}; pass --download "
-                               "(download=True) to fetch it, or --data-root to point at it") from None
+            raise DatasetMissing(_missing_message(name, root)) from None
         raise UnlearnError(f"could not download {name!r} into {root}: {exc}") from None
     except Exception as exc:  # torchvision's readers assert on malformed files
         raise UnlearnError(f"the files of {name!r} under {root} are damaged ({type(exc).__name__}); delete them "
@@ -211,6 +252,79 @@ def _load_torchvision(name: str, root: Path, download: bool) -> Dataset:
         data = split.data.numpy() if hasattr(split.data, "numpy") else np.asarray(split.data)
         arrays += [data, np.asarray(split.targets)]
     return from_arrays(name, arrays[0], arrays[1], arrays[2], arrays[3], num_classes=10)
+
+
+def synthetic_images(n_train: int = 512, n_test: int = 128, num_classes: int = 10, size: int = 32,
+                     channels: int = 3, noise: float = 0.6, seed: int = 0) -> Dataset:
+    """A small deterministic RGB dataset of ``size`` x ``size`` images, made in memory (chapter 01).
+
+    Each class has a smooth colour pattern (random values on a 4 x 4 grid, bilinearly upsampled); an image is its
+    class's pattern at a random contrast, plus a smooth random pattern of its own and pixel noise, both scaled
+    by ``noise``, quantised to bytes like a photograph and standardised like every dataset of the library. The
+    classes are learnable but overlap, so a network fits the training set better than the test set: there is
+    something to forget. It stands in for CIFAR-10 where the files are absent (tests, and GPU timings, which do
+    not depend on the pixel values). The same arguments give the same bytes: NumPy's PCG64 generator and exact
+    integer quantisation.
+    """
+    for what, v, low in (("n_train", n_train, 1), ("n_test", n_test, 1), ("num_classes", num_classes, 2),
+                         ("size", size, 4), ("channels", channels, 1)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+            raise UnlearnError(f"synthetic_images: {what} must be an integer of at least {low}, got {v!r}")
+    if n_train < num_classes:
+        raise UnlearnError(f"synthetic_images: n_train ({n_train}) must be at least num_classes ({num_classes}), "
+                           "so that every class occurs in training")
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not 0 <= noise < math.inf:
+        raise UnlearnError(f"synthetic_images: noise must be a non-negative finite number, got {noise!r}")
+    rng = np.random.default_rng(seed)
+    # Bilinear interpolation from a 4-point grid to ``size`` points, as a matrix: smooth patterns without a loop.
+    pos = np.linspace(0, 3, size)
+    up = np.clip(1 - np.abs(pos[:, None] - np.arange(4)[None, :]), 0, None)          # [size, 4]
+
+    def smooth(k):
+        grid = rng.standard_normal((k, channels, 4, 4))
+        return np.einsum("hi,kcij,wj->kchw", up, grid, up)
+
+    prototypes = smooth(num_classes)
+    n = n_train + n_test
+    # Labels: every class in turn, then shuffled, so that each class has n / C samples up to one.
+    y = rng.permutation(np.arange(n) % num_classes)
+    y[:num_classes] = np.arange(num_classes)      # the training split holds every class (from_arrays checks it)
+    contrast = rng.uniform(0.6, 1.4, size=(n, 1, 1, 1))
+    x = contrast * prototypes[y] + noise * smooth(n) + 0.5 * noise * rng.standard_normal((n, channels, size, size))
+    pixels = np.clip(np.rint(127.5 + 40.0 * x), 0, 255).astype(np.uint8)
+    return from_arrays(f"synthetic{size}", pixels[:n_train], y[:n_train], pixels[n_train:], y[n_train:],
+                       num_classes=num_classes)
+
+
+#: the padding of the random crop of :func:`crop_flip`: CIFAR-10's standard, 4 pixels on a 32-pixel image.
+CROP_PAD = 4
+
+
+def draw_crop_flip(n: int, generator: torch.Generator, pad: int = CROP_PAD) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random crop offsets ``[n, 2]`` in 0 .. 2·pad and horizontal-flip flags ``[n]``, drawn with a CPU generator
+    (the same on every device); move them to the device once per pass (chapter 01)."""
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)  # host: CPU generator, moved per pass
+    flips = torch.rand(n, generator=generator) < 0.5  # host: as above
+    return offsets, flips
+
+
+def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = CROP_PAD) -> torch.Tensor:
+    """The standard augmentation of CIFAR-10 on a batch ``[B, C, H, W]``, on its device, without a loop over
+    samples (chapter 01): pad by ``pad`` zeros (the mean, after standardisation), crop an H x W window at
+    ``offsets[i]`` (row, column), then mirror it left-right where ``flips[i]``. The same as torchvision's
+    ``RandomCrop(H, padding=pad)`` followed by ``RandomHorizontalFlip()``, with the randomness given.
+    """
+    if x.dim() != 4 or offsets.shape != (x.shape[0], 2) or flips.shape != (x.shape[0],):
+        raise UnlearnError(f"crop_flip needs images [B, C, H, W], offsets [B, 2] and flips [B]; got "
+                           f"{tuple(x.shape)}, {tuple(offsets.shape)}, {tuple(flips.shape)}")
+    b, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+    rows = offsets[:, :1] + torch.arange(h, device=x.device)                        # [B, H]
+    cols = offsets[:, 1:] + torch.arange(w, device=x.device)                        # [B, W]
+    cols = torch.where(flips[:, None], cols.flip(1), cols)          # mirrored: the window read right to left
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
 
 
 def _load_npz(path: Path) -> Dataset:
@@ -236,8 +350,9 @@ def load_dataset(name: str = "digits", root: str | Path | None = None, download:
     """Load a dataset by name (``digits``, ``digits-stress``, ``mnist``, ``fashion-mnist``, ``cifar10``) or ``.npz``
     path (chapter 01).
 
-    Nothing is downloaded unless ``download=True``; a torchvision dataset that is absent raises an
-    :class:`~unlearnlib.UnlearnError` that says to pass ``--download``.
+    Torchvision datasets are read from ``root``, else ``UNLEARN_DATA_ROOT``, else ``~/.cache/unlearnlib/data``
+    (:func:`data_root`). Nothing is downloaded unless ``download=True``; a torchvision dataset that is absent
+    raises :class:`DatasetMissing`, whose one line is the command that fetches it.
     """
     key = str(name).strip()
     if key.lower() == "digits":
@@ -245,8 +360,7 @@ def load_dataset(name: str = "digits", root: str | Path | None = None, download:
     if key.lower() == "digits-stress":
         return _load_digits_stress()
     if key.lower() in ("mnist", "fashion-mnist", "cifar10"):
-        root = Path(root).expanduser() if root else Path.home() / ".cache" / "unlearnlib" / "data"
-        return _load_torchvision(key.lower(), root, download)
+        return _load_torchvision(key.lower(), data_root(root), download)
     if key.endswith(".npz") or Path(key).suffix:
         return _load_npz(Path(key).expanduser())
     raise UnlearnError(f"unknown dataset {name!r}; use one of {', '.join(BUILTIN)} or a path to an .npz file")
@@ -452,3 +566,30 @@ def cycle_batches(n: int, batch_size: int, generator: torch.Generator, device=No
     """An endless stream of shuffled index batches, reshuffled at every pass (chapter 02)."""
     while True:
         yield from minibatches(n, batch_size, generator, device)
+
+
+def main(argv=None) -> int:
+    """``python -m unlearnlib.data NAME [--data-root DIR] [--download]``: check that a dataset loads, fetching a
+    torchvision one first with ``--download`` (chapter 01). Exit status 0, or 2 with one ``error:`` line."""
+    p = argparse.ArgumentParser(prog="python -m unlearnlib.data",
+                                description="Load a dataset once (and download it with --download) to check it.")
+    p.add_argument("name", help=f"one of {', '.join(BUILTIN)}, or a path to an .npz file")
+    p.add_argument("--data-root", default=None,
+                   help="where torchvision datasets live (default $UNLEARN_DATA_ROOT or ~/.cache/unlearnlib/data)")
+    p.add_argument("--download", action="store_true", help="download a torchvision dataset that is absent")
+    args = p.parse_args(argv)
+    try:
+        d = load_dataset(args.name, args.data_root, args.download)
+    except UnlearnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    where = f" in {data_root(args.data_root)}" if args.name.strip().lower() in _TORCHVISION else ""
+    print(f"{d.name}: {len(d.y_train)} training and {len(d.y_test)} test images of shape {d.input_shape}, "
+          f"{d.num_classes} classes{where}")
+    return 0
+
+
+if __name__ == "__main__":  # run through the package's module, so that its classes are the ones imported elsewhere
+    from unlearnlib.data import main as _main
+
+    sys.exit(_main())

@@ -37,6 +37,13 @@ DECIMALS = {"competition_score": 3}
 #: the keys that paired comparisons and the floor cover, those of them that the rows have.
 COMPARED = (*GAP_METRICS, "gap", "true_label_acc", *AUDIT_KEYS)
 
+#: the guardrail flags a row may carry (chapter 12), each decided without the oracle: ``guard_stopped``, the
+#: collapse guard of the shared loop returned an earlier state (:func:`~unlearnlib.methods._loop.run_unlearning`);
+#: ``collapsed``, the retain accuracy ended more than the guard's margin below the original model's;
+#: ``not_forgotten``, the forget accuracy removed less than half of its excess over the oracle-free target of
+#: :func:`~unlearnlib.methods._loop.forget_target`.
+FLAGS = ("guard_stopped", "collapsed", "not_forgotten")
+
 #: A variant: a method name; ``(name, kwargs)``; or ``(name, setup)`` with ``setup(task, seed)`` returning the
 #: keyword arguments of that run (a chapter uses it to attach a hook that records something along the run).
 #: ``None`` is the original model itself (no unlearning); ``"retrain"`` is the seed's oracle.
@@ -312,6 +319,53 @@ class Comparison:
         return fig
 
 
+def decision(paired: dict, method: str, baseline: str, key: str = "gap", level: float = 0.05) -> int:
+    """The verdict of a paired comparison in a benchmark's ``"paired"`` block (chapters 12-13): ``-1`` when
+    ``method`` is decidedly below ``baseline`` on ``key`` (for ``gap``: closer to the oracle), ``+1`` decidedly
+    above, ``0`` undecided (Holm-adjusted p at or above ``level``, no test, or no entry)."""
+    e = paired.get(method, {}).get(baseline, {}).get(key)
+    if e is None or e.get("p_holm") is None or e["p_holm"] >= level or e["mean"] == 0:
+        return 0
+    return -1 if e["mean"] < 0 else 1
+
+
+def start_point(m0, task: UnlearningTask) -> dict:
+    """What the guardrail flags compare with, all without the oracle (chapter 12): the original model's forget and
+    retain accuracy, and the forget target of :func:`~unlearnlib.methods._loop.forget_target`."""
+    from unlearnlib.methods._loop import forget_target
+    from unlearnlib.metrics import accuracy
+
+    return {"forget_acc": accuracy(m0, task.x_forget, task.y_forget),
+            "retain_acc": accuracy(m0, task.x_retain, task.y_retain), "target": forget_target(task, m0)}
+
+
+def guardrail_flags(row: dict, start: dict, model=None) -> list[str]:
+    """The :data:`FLAGS` of one row (chapter 12): the run's own guard stop, a retain accuracy more than the guard's
+    margin below the original model's, a forget accuracy that removed less than half of its excess over the
+    target."""
+    from unlearnlib.methods._loop import GUARD_MARGIN
+
+    flags = []
+    if getattr(model, "guard_stopped", False):
+        flags.append("guard_stopped")
+    if row["RA"] < start["retain_acc"] - GUARD_MARGIN:
+        flags.append("collapsed")
+    forget_acc, excess = 100.0 - row["UA"], start["forget_acc"] - start["target"]
+    if excess > 0 and forget_acc - start["target"] > excess / 2:
+        flags.append("not_forgotten")
+    return flags
+
+
+def flag_counts(rows: list[dict]) -> dict:
+    """Per method, how many of its rows carry each guardrail flag (only the flags that occur; chapter 12)."""
+    out: dict = {}
+    for r in rows:
+        for f in r.get("flags") or []:
+            out.setdefault(r["method"], {}).setdefault(f, 0)
+            out[r["method"]][f] += 1
+    return out
+
+
 def _resolve(label: str, spec: Variant) -> tuple[str | None, Callable]:
     if spec is None:
         return None, lambda task, seed: {}
@@ -383,6 +437,7 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
                                          for k in (*GAP_METRICS, "MIA_AUC", "true_label_acc")
                                          if second.get(k) is not None and reference.get(k) is not None}})
         theta0 = {k: v.detach().clone() for k, v in m0.state_dict().items()}
+        origin = start_point(m0, task)
         for label, (name, setup) in resolved.items():
             log: list = []
             retrain_passes = cost.training_passes(len(task.y_retain), cfg.epochs)
@@ -405,6 +460,7 @@ def compare_methods(variants: dict[str, Variant] | list[str], scenario: str = "c
             steps = log[-1]["step"] if log else 0
             row = {"method": label, "seed": seed, "steps": steps,
                    **evaluate(model, task, reference=reference, time_s=elapsed), **passes.as_row(retrain_passes)}
+            row["flags"] = [] if name in (None, "retrain") else guardrail_flags(row, origin, model)
             if relearn:
                 row["relearn_acc"] = float(relearn_curve(model, task, seed=seed)[-1])
             result.rows.append(row)

@@ -4,11 +4,16 @@ projections of Part II (chapters 04-07).
 All projections work on flat tensors: a gradient is one vector of the P trainable parameters, concatenated in
 ``model.named_parameters()`` order. Inner products are therefore *global* (summed over all tensors); the
 per-tensor ("blockwise") variant of OrthoGrad is a separate, explicit option (chapter 07).
+
+Every function that runs the model or projects computes in float32 (or float64) even when called inside a
+mixed-precision region (``torch.autocast``), see :func:`_fp32`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import math
 
 import torch
@@ -16,6 +21,24 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from unlearnlib.errors import UnlearnError
+
+
+def _fp32(fn):
+    """Run ``fn`` with autocast switched off (chapter 07). Mixed precision is for training (bfloat16 keeps 8 bits
+    of mantissa): inside an autocast region the per-sample gradients would come from bfloat16 activations, and
+    projections would take products in bfloat16, whose rounding (about 4e-3) is far above the rank tolerance of
+    :func:`project_orthogonal` and the cancellations of PCGrad. The weights stay float32 under autocast, so with
+    it off the model computes in float32, as everywhere else."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        active = [d for d in ("cuda", "cpu") if torch.is_autocast_enabled(d)]
+        if not active:
+            return fn(*args, **kwargs)
+        with contextlib.ExitStack() as stack:
+            for d in active:
+                stack.enter_context(torch.autocast(d, enabled=False))
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def trainable(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -51,6 +74,7 @@ def unflatten(vec: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, tor
     return out
 
 
+@_fp32
 def loss_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None) -> torch.Tensor:
     """Flat gradient of the batch-mean loss (default: cross-entropy) w.r.t. the trainable parameters (chapter 02)."""
     _check_batch(x, y, "loss gradients")
@@ -124,6 +148,7 @@ def _check_logits(logits: torch.Tensor) -> None:
                            "give x as a batch [B, *input_shape] of the shape the model expects")
 
 
+@_fp32
 def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None,
                      chunk_size: int | None = None) -> dict[str, torch.Tensor]:
     """Per-sample gradients of the loss of every sample in the batch (chapter 04).
@@ -160,6 +185,7 @@ def per_sample_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn
         raise
 
 
+@_fp32
 def per_sample_grads_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None) -> dict[str, torch.Tensor]:
     """The same as :func:`per_sample_grads` with a Python loop over samples: the slow reference (chapter 04).
 
@@ -205,6 +231,7 @@ def _flat(t: torch.Tensor, what: str) -> torch.Tensor:
     return t
 
 
+@_fp32
 def pcgrad(grads) -> torch.Tensor:
     """PCGrad (Yu et al., arXiv 2001.06782) on a list of flat task gradients; returns the summed update (chapter 05).
 
@@ -232,6 +259,7 @@ def pcgrad(grads) -> torch.Tensor:
     return out
 
 
+@_fp32
 def unilateral_surgery(g_f: torch.Tensor, g_r: torch.Tensor, eps: float = 0.0):
     """Unilateral gradient surgery, the closed form of min ½‖d − g_f‖² s.t. ⟨g_r, d⟩ ≥ −ε (chapter 05).
 
@@ -253,6 +281,7 @@ def unilateral_surgery(g_f: torch.Tensor, g_r: torch.Tensor, eps: float = 0.0):
 RANK_RTOL_EPS = 100
 
 
+@_fp32
 def project_orthogonal(g: torch.Tensor, G: torch.Tensor, method: str = "qr", rtol: float | None = None) -> torch.Tensor:
     """Project ``g`` [P] onto the orthogonal complement of the rows of ``G`` [B, P] (chapter 07, OrthoGrad).
 
@@ -311,6 +340,7 @@ def project_orthogonal(g: torch.Tensor, G: torch.Tensor, method: str = "qr", rto
     return out.to(g.dtype)
 
 
+@_fp32
 def harmonize(g_a: torch.Tensor, g_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient harmonisation of two flat gradients, as PCGrad does it (chapter 08, LTU).
 
@@ -418,6 +448,7 @@ class PerSampleFactors:
         """One layer's per-sample gradients [B, p·D] from its factors: Σ_t b_{i,t} a_{i,t}ᵀ for every sample."""
         return torch.bmm(b.transpose(1, 2), a).reshape(a.shape[0], -1)
 
+    @_fp32
     def gram_dots(self, v: dict[str, torch.Tensor] | None = None, per_tensor: bool = False):
         """The Gram matrix K = G Gᵀ [B, B] and, if ``v`` (a direction, per name) is given, d = G v [B], both
         float64; summed over all parameters, or ``{name: (K, d)}`` with ``per_tensor``."""
@@ -465,6 +496,7 @@ class PerSampleFactors:
         d = sum(dd for _, dd in out.values()) if v is not None else None
         return K, d
 
+    @_fp32
     def combine(self, w) -> dict[str, torch.Tensor]:
         """Σ_i w_i g_i per parameter, in the parameters' dtype; ``w`` is [B] or ``{name: [B]}`` (one weight vector
         per tensor). With w = 1/B it is the mean gradient. For a layer this is the weight gradient of its output
@@ -487,6 +519,7 @@ class PerSampleFactors:
             out[name] = (wn @ g.reshape(self.batch, -1)).view(self.shapes[name])
         return {n: out[n].reshape(self.shapes[n]) for n in self.names}
 
+    @_fp32
     def moments(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Per coordinate, the mean of the B per-sample gradients and the mean of their squares (chapter 10).
 
@@ -548,6 +581,7 @@ class PerSampleFactors:
         return held + kept + temp + (2 * B * B * 8 if gram else 0)
 
 
+@_fp32
 def per_sample_factors(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn=None) -> PerSampleFactors:
     """Per-sample gradients of the batch in per-layer factored form: one forward pass with hooks that keep each
     layer's input, one backward pass to the layer outputs (no parameter gradient is formed) (chapter 07).
@@ -651,6 +685,7 @@ def _per_sample_subset(model, x, y, loss_fn, names) -> dict[str, torch.Tensor]:
     return vmap(grad(one_sample_loss), in_dims=(None, 0, 0))(params, x, y)
 
 
+@_fp32
 def gram_coefficients(K: torch.Tensor, d: torch.Tensor, rtol: float | None = None) -> torch.Tensor:
     """c with Gᵀc the orthogonal projection of g onto the span of the rows of G, from K = GGᵀ and d = Gg only
     (chapter 07): c = K⁺d, the pseudo-inverse through an eigendecomposition of K in float64 with eigenvalues

@@ -42,6 +42,19 @@ def load_bench(name: str) -> dict:
     return report
 
 
+def load_result(name: str) -> dict:
+    """Any other committed result (``unlearnlib/results/<name>.json``: a step-cost run, the cost curve), read
+    without the benchmark's checks (chapter 12)."""
+    path = resources.files("unlearnlib") / "results" / f"{name}.json"
+    if not path.is_file():
+        raise UnlearnError(f"no committed results named {name!r}; available: {', '.join(available()) or 'none'}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UnlearnError(f"the committed results {name!r} cannot be read ({exc}); restore the file from the "
+                           "repository") from None
+
+
 def per_seed(report: dict, method: str, key: str = "gap") -> np.ndarray:
     """The values of ``key`` for ``method`` in a benchmark report, in seed order."""
     rows = sorted((r for r in report["results"] if r["method"] == method), key=lambda r: r["seed"])

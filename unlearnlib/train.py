@@ -10,6 +10,7 @@ weights is detected, deleted and rebuilt: never a crash, never a wrong model.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -25,14 +26,26 @@ from torch import nn
 from tqdm import tqdm  # text bars: they work in terminals, notebooks and the built book alike
 
 from unlearnlib import config
-from unlearnlib.data import Dataset, UnlearningTask, minibatches
+from unlearnlib.data import CROP_PAD, Dataset, UnlearningTask, crop_flip, draw_crop_flip, minibatches
 from unlearnlib.errors import UnlearnError
 from unlearnlib.models import make_model
 
 
+#: the augmentations :class:`TrainConfig` knows: none, or CIFAR-10's random crop (4-pixel padding) and flip.
+AUGMENTS = ("none", "crop-flip")
+#: ``fp32``, or ``mixed``: the forward pass and the loss under ``torch.autocast`` on CUDA (bfloat16 where the GPU
+#: has it, float16 with a gradient scaler otherwise); the weights, their gradients and the optimiser stay float32.
+PRECISIONS = ("fp32", "mixed")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """The recipe shared by the original model and the retrain oracle (chapter 01)."""
+    """The recipe shared by the original model and the retrain oracle (chapter 01).
+
+    ``augment`` and ``precision`` (see :data:`AUGMENTS`, :data:`PRECISIONS`) are used by the ``full`` profile
+    (CIFAR-10, ResNet-18). Mixed precision applies on CUDA only: on the CPU the same recipe trains in float32, so
+    that it runs anywhere (the cache key, like the rest of the recipe, does not depend on the device).
+    """
 
     model: str = "cnn"
     epochs: int = 30
@@ -40,6 +53,8 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
+    augment: str = "none"
+    precision: str = "fp32"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -53,16 +68,50 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < math.inf:
                 raise UnlearnError(f"TrainConfig.{name} must be a non-negative finite number, got {v!r}")
+        if self.augment not in AUGMENTS:
+            raise UnlearnError(f"TrainConfig.augment must be one of {', '.join(AUGMENTS)}, got {self.augment!r}")
+        if self.precision not in PRECISIONS:
+            raise UnlearnError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}, "
+                               f"got {self.precision!r}")
 
     @classmethod
     def from_profile(cls, profile: config.Profile) -> "TrainConfig":
         return cls(model=profile.model, epochs=profile.train_epochs, batch_size=profile.train_batch_size,
-                   lr=profile.train_lr)
+                   lr=profile.train_lr, augment=profile.train_augment, precision=profile.train_precision)
+
+    def key_dict(self) -> dict:
+        """The recipe as it enters the cache key of a trained model (chapter 01): every field, except the fields
+        added after the first models were cached (``augment``, ``precision``) while they keep their default. A
+        recipe that existed before they were added therefore keeps its key, and its cached models stay valid."""
+        parts = asdict(self)
+        for name in _KEYED_WHEN_SET:
+            if parts[name] == TrainConfig.__dataclass_fields__[name].default:
+                del parts[name]
+        return parts
+
+
+#: fields of :class:`TrainConfig` that enter the cache key only when they differ from their default.
+_KEYED_WHEN_SET = ("augment", "precision")
+
+
+def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``cfg`` on ``device``: None (float32) unless mixed precision on CUDA; bfloat16 on GPUs
+    that compute in it natively (compute capability 8.0 and above), else float16."""
+    if cfg.precision != "mixed" or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.get_device_capability(device) >= (8, 0) else torch.float16
 
 
 def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainConfig, seed: int = 0,
                 progress: bool = True, desc: str = "train") -> nn.Module:
-    """Train ``model`` in place with SGD + momentum, weight decay and a cosine schedule (chapter 01)."""
+    """Train ``model`` in place with SGD + momentum, weight decay and a cosine schedule (chapter 01).
+
+    With ``cfg.augment == "crop-flip"`` every epoch crops and flips every image afresh
+    (:func:`~unlearnlib.data.crop_flip`, on the device), with draws from their own CPU generator so that the batch
+    order is the one of the same recipe without augmentation. With ``cfg.precision == "mixed"`` on CUDA the
+    forward pass and the loss run under ``torch.autocast`` (:func:`_autocast_dtype`); float16 needs a gradient
+    scaler, whose check for overflow costs one host synchronisation per step (bfloat16 needs neither).
+    """
     device = next(model.parameters()).device
     x, y = x.to(device), y.to(device)
     check_labels(model, x, y)
@@ -70,13 +119,30 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs * steps_per_epoch)
+    augment = cfg.augment == "crop-flip"
+    if augment and x.dim() != 4:
+        raise UnlearnError(f"crop-flip augmentation needs images [N, C, H, W], got inputs of shape {tuple(x.shape)}")
+    # A generator of its own, so that the batch order drawn from ``g`` is the same with and without augmentation.
+    g_aug = torch.Generator().manual_seed(seed + 0x5EED_0DD) if augment else None
+    amp = _autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
     model.train()
     for _ in tqdm(range(cfg.epochs), desc=desc, disable=not progress, leave=False, delay=5):
+        if augment:   # one draw and one copy to the device per epoch, none per step
+            offsets, flips = draw_crop_flip(len(y), g_aug, CROP_PAD)
+            offsets, flips = offsets.to(device), flips.to(device)
         for idx in minibatches(len(y), cfg.batch_size, g, device):
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            xb = crop_flip(x[idx], offsets[idx], flips[idx], CROP_PAD) if augment else x[idx]
+            with torch.autocast(device.type, dtype=amp) if amp is not None else contextlib.nullcontext():
+                loss = nn.functional.cross_entropy(model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             sched.step()
     model.eval()
     if bool(has_nonfinite(model)):  # one host synchronisation per training run, never per step
@@ -214,7 +280,7 @@ def original_model(data: Dataset, cfg: TrainConfig, seed: int = 0, device=None, 
                    use_cache: bool = True) -> nn.Module:
     """The model trained on the whole training set D (chapter 01); cached. ``.train_time_s`` holds its cost."""
     device = config.get_device(device)
-    parts = dict(kind="original", data=data.fingerprint(), cfg=asdict(cfg), seed=seed)
+    parts = dict(kind="original", data=data.fingerprint(), cfg=cfg.key_dict(), seed=seed)
     build = lambda: make_model(cfg.model, data.input_shape, data.num_classes, seed=seed)
     return _cached_train(parts, "original", build, data.x_train, data.y_train, cfg, seed, device, progress, use_cache)
 
@@ -232,7 +298,7 @@ def retrained_model(task: UnlearningTask, cfg: TrainConfig, seed: int = 0, devic
         raise UnlearnError(f"replica must be a non-negative integer, got {replica!r}")
     device = config.get_device(device)
     data = task.data
-    parts = dict(kind="retrain", task=task.fingerprint(), cfg=asdict(cfg), seed=seed)
+    parts = dict(kind="retrain", task=task.fingerprint(), cfg=cfg.key_dict(), seed=seed)
     if replica:  # replica 0 keeps the key the oracle always had
         parts["replica"] = int(replica)
     train_seed = seed + 10_000 + 100_003 * int(replica)
@@ -251,7 +317,7 @@ def subset_model(data: Dataset, idx: torch.Tensor, cfg: TrainConfig, seed: int, 
     if len(idx) == 0:
         raise UnlearnError("a shadow model needs at least one training sample; the subset is empty")
     digest = hashlib.sha256(idx.cpu().numpy().astype("int64").tobytes()).hexdigest()[:16]
-    parts = dict(kind="subset", data=data.fingerprint(), subset=digest, cfg=asdict(cfg), seed=seed)
+    parts = dict(kind="subset", data=data.fingerprint(), subset=digest, cfg=cfg.key_dict(), seed=seed)
     build = lambda: make_model(cfg.model, data.input_shape, data.num_classes, seed=seed)
     dev_idx = idx.to(data.y_train.device)
     return _cached_train(parts, "subset", build, data.x_train[dev_idx], data.y_train[dev_idx], cfg, seed, device,

@@ -46,6 +46,12 @@ MASKABLE = ("finetune", "ga", "neggrad_plus", "random_label", "scrub", "salun", 
 MASKED_LR = {"ga": 5e-3, "neggrad_plus": 0.07, "random_label": 1e-3}
 REGISTRY.update({f"masked:{b}": masked(REGISTRY[b], lr=lr) for b, lr in MASKED_LR.items()})
 
+for _fn in REGISTRY.values():
+    _fn.modality = "vision"
+#: the modalities a registry entry may carry (contract item 5): the benchmark's default method list is the one of
+#: its dataset's modality, so that language-model methods never run on images or the reverse.
+MODALITIES = ("vision", "language")
+
 PART_I = ("retrain", "finetune", "ga", "neggrad_plus", "random_label", "scrub", "salun", "l1_sparse")
 # ``*_rl``: the classification setting of the official code of arXiv 2510.22124 (random labels, ε ≥ 0, clip 1);
 # ``ltu`` uses the paper's membership-inference signal, ``ltu_ascent`` our ascent variant (chapters 05, 06, 08).
@@ -54,14 +60,38 @@ PART_II_SURGERY = ("pcgrad", "unilateral_surgery", "implicit_surgery", "unilater
 PART_II_META = ("ltu", "ltu_ascent", "lur", "masked:ga", "masked:neggrad_plus", "masked:random_label")
 
 
-def get_method(name: str):
-    """The method registered under ``name``, or ``masked:<base>`` for any maskable base (chapter 02)."""
+def registry(modality: str = "vision") -> dict:
+    """The methods of one modality: ``REGISTRY`` for images (chapters 01-12), the language-model methods of
+    chapter 15 (:data:`unlearnlib.methods.language.LANGUAGE_REGISTRY`) for ``"language"``."""
+    if modality == "vision":
+        return REGISTRY
+    if modality == "language":
+        from unlearnlib.methods.language import LANGUAGE_REGISTRY  # imported on demand: it needs the LM modules
+
+        return LANGUAGE_REGISTRY
+    raise UnlearnError(f"unknown modality {modality!r}; use one of {', '.join(MODALITIES)}")
+
+
+def get_method(name: str, modality: str = "vision"):
+    """The method registered under ``name`` for ``modality``, or ``masked:<base>`` for any maskable base
+    (chapter 02; the language-model methods: chapter 15)."""
+    if modality == "language":
+        from unlearnlib.methods.language import get_language_method
+
+        return get_language_method(name)
+    if modality != "vision":
+        registry(modality)  # the error names the modalities
     if name in REGISTRY:
         return REGISTRY[name]
     if name.startswith("masked:") and name[len("masked:"):] in MASKABLE:
-        return masked(REGISTRY[name[len("masked:"):]])
+        method = masked(REGISTRY[name[len("masked:"):]])
+        method.modality = "vision"
+        return method
+    if name in registry("language"):
+        raise UnlearnError(f"{name!r} is a language-model method (chapter 15); it runs on --dataset facts, not on "
+                           "images")
     raise UnlearnError(f"unknown method {name!r}; known methods: {', '.join(REGISTRY)}")
 
 
-__all__ = ["REGISTRY", "PART_I", "PART_II_SURGERY", "PART_II_META", "MASKABLE", "get_method", "masked",
+__all__ = ["REGISTRY", "MODALITIES", "registry", "PART_I", "PART_II_SURGERY", "PART_II_META", "MASKABLE", "get_method", "masked",
            "saliency_mask"] + [n for n in REGISTRY if ":" not in n]

@@ -30,6 +30,13 @@ from unlearnlib.train import has_nonfinite
 
 StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
+#: the collapse guard's default margin, in points of accuracy (chapter 12): a run stops, and backs off to its last
+#: checked state, once its accuracy on a slice of the retain data falls more than this below the original model's.
+GUARD_MARGIN = 25.0
+#: the size of the guard's slice of the retain data, and the most steps between two of its checks.
+GUARD_SIZE = 256
+GUARD_EVERY = 50
+
 
 def fresh_copy(model: nn.Module) -> nn.Module:
     """A deep copy in training mode, so the caller's model is never changed (chapter 02)."""
@@ -63,7 +70,8 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
                    desc: str = "unlearn", progress: bool = False, log: list | None = None,
                    steps: int | None = None, check_every: int | None = None,
                    mask_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict] | None = None,
-                   retain_positions: torch.Tensor | None = None) -> nn.Module:
+                   retain_positions: torch.Tensor | None = None, guard: float | None = GUARD_MARGIN,
+                   max_passes: int | None = None) -> nn.Module:
     """Run ``step`` for ``epochs`` passes over the forget (``over="forget"``) or retain set (chapter 02).
 
     The other set is cycled alongside. ``stop_at``: stop as soon as the forget accuracy (checked after every
@@ -79,24 +87,24 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
 
     ``retain_positions``, when given, are positions into ``task.x_retain``: the only retain samples the method may
     use (a small retain subset, as LTU and OrthoGrad assume, chapters 07-08); the metrics still use all of D_r.
+
+    ``guard`` (chapter 12), the collapse guard, needs no oracle: a fixed slice of at most :data:`GUARD_SIZE` of the
+    retain samples the method may use is scored before the first step, every pass (at most every
+    :data:`GUARD_EVERY` steps) and at the end. If the final model's accuracy on it is more than ``guard`` points
+    below the starting model's, the run returns instead the parameters of its last check that held (the starting
+    ones if none did). ``None`` switches it off. ``max_passes``: stop once the loop has used this many per-sample passes
+    (:mod:`unlearnlib.cost`; the tuning protocol's equal budget). The returned model carries ``guard_stopped``
+    and ``budget_stopped`` (booleans) and ``steps_taken``; a guard stop is also logged (``"guard": True``).
     """
     if over not in ("forget", "retain"):
         raise UnlearnError(f"over must be 'forget' or 'retain', got {over!r}")
     if len(task.forget_idx) == 0:
         raise UnlearnError("the forget set is empty; there is nothing to unlearn")
-    # ``not x > 0`` rather than ``x <= 0``: NaN fails every comparison and would pass the latter.
-    if (not _is_real(lr) or not _is_real(epochs) or not 0 < lr < math.inf or not 0 < epochs < math.inf
-            or not _is_int(batch_size) or batch_size < 1):
-        raise UnlearnError(f"lr, epochs and batch_size must be positive (got {lr}, {epochs}, {batch_size}); "
-                           "lr and epochs finite numbers, batch_size an integer")
-    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
-        if not _is_real(value) or not 0 <= value < math.inf:
-            raise UnlearnError(f"{name} must be a non-negative finite number, got {value!r}")
-    if steps is not None and (not _is_int(steps) or steps < 1):
-        raise UnlearnError(f"steps must be a positive integer (or None to use epochs), got {steps!r}")
-    if check_every is not None and (not _is_int(check_every) or check_every < 1):
-        raise UnlearnError(f"check_every must be a positive integer (or None: once per pass), got {check_every!r}")
-    check_stop_at(stop_at, "stop_at")
+    check_loop_args(lr, epochs, batch_size, momentum, weight_decay, steps, check_every, stop_at)
+    if guard is not None and (not _is_real(guard) or not 0 < guard < math.inf):
+        raise UnlearnError(f"guard must be None (off) or a positive margin in points of accuracy, got {guard!r}")
+    if max_passes is not None and (not _is_int(max_passes) or max_passes < 1):
+        raise UnlearnError(f"max_passes must be a positive integer (or None: no budget), got {max_passes!r}")
     check_model(model, task)
     device = next(model.parameters()).device
     target = forget_target(task, model) if stop_at == "auto" else stop_at
@@ -117,27 +125,100 @@ def run_unlearning(model: nn.Module, task: UnlearningTask, step: StepFn, *, epoc
     total = steps if steps is not None else max(1, int(round(epochs * steps_per_epoch)))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    for t in tqdm(range(total), desc=desc, disable=not progress, leave=False, delay=5):
-        fi, ri = next(forget_stream), next(retain_stream)
-        opt.zero_grad(set_to_none=True)
-        step(model, xf[fi], yf[fi], xr[ri], yr[ri])
-        if mask_fn is None:
-            opt.step()
-        else:
-            _masked_step(model, opt, mask_fn(model, xr[ri], yr[ri]))
-        if post_step is not None:
-            post_step(model, opt)
-        end_of_pass = (t + 1) % (check_every or steps_per_epoch) == 0 or t + 1 == total
-        if end_of_pass and (target is not None or log is not None):
-            if target is not None:  # the stopping rule's price; an evaluation only for the log is bookkeeping
-                cost.forward(len(yf))
-            acc = accuracy(model, xf, yf)
-            if log is not None:
-                log.append({"step": t + 1, "forget_acc": acc})
-            if target is not None and acc <= target:
+    guard_state = _Guard(model, params, xr, yr, guard, seed) if guard is not None else None
+    guard_every = min(steps_per_epoch, GUARD_EVERY)
+    stopped_by_guard = stopped_by_budget = False
+    with cost.counting() as used:
+        t = -1
+        for t in tqdm(range(total), desc=desc, disable=not progress, leave=False, delay=5):
+            fi, ri = next(forget_stream), next(retain_stream)
+            _one_step(model, opt, step, xf[fi], yf[fi], xr[ri], yr[ri], mask_fn, post_step)
+            last = t + 1 == total
+            if guard_state is not None and (t + 1) % guard_every == 0 and not last:
+                guard_state.check(model)
+            end_of_pass = (t + 1) % (check_every or steps_per_epoch) == 0 or last
+            if end_of_pass and (target is not None or log is not None):
+                if target is not None:  # the stopping rule's price; an evaluation only for the log is bookkeeping
+                    cost.forward(len(yf))
+                acc = accuracy(model, xf, yf)
+                if log is not None:
+                    log.append({"step": t + 1, "forget_acc": acc})
+                if target is not None and acc <= target:
+                    break
+            if max_passes is not None and used.total >= max_passes:
+                stopped_by_budget = not last
                 break
+        # The guard judges the model the run returns: a run may pass through a collapse and recover (fine-tuning
+        # with a large step does), and that is no failure; a run that ends collapsed returns its last good state.
+        if guard_state is not None and not guard_state.check(model):
+            guard_state.restore()
+            stopped_by_guard = True
+            if log is not None:
+                log.append({"step": t + 1, "forget_acc": accuracy(model, xf, yf), "guard": True})
     model.eval()
+    model.guard_stopped, model.budget_stopped, model.steps_taken = stopped_by_guard, stopped_by_budget, t + 1
     return model
+
+
+def _one_step(model, opt, step, xf, yf, xr, yr, mask_fn, post_step) -> None:
+    """One step of the shared loop: the method's direction, the optimiser (masked or not), the hooks."""
+    opt.zero_grad(set_to_none=True)
+    step(model, xf, yf, xr, yr)
+    if mask_fn is None:
+        opt.step()
+    else:
+        _masked_step(model, opt, mask_fn(model, xr, yr))
+    if post_step is not None:
+        post_step(model, opt)
+
+
+class _Guard:
+    """The collapse guard of :func:`run_unlearning` (chapter 12): accuracy on a fixed slice of the usable retain
+    samples, against the starting model's minus a margin; keeps the parameters of the last check that passed."""
+
+    def __init__(self, model: nn.Module, params: list, xr: torch.Tensor, yr: torch.Tensor, margin: float,
+                 seed: int):
+        g = torch.Generator().manual_seed(seed + 7919)  # its own stream: the batches do not depend on the guard
+        pick = torch.randperm(len(yr), generator=g)[:GUARD_SIZE].to(yr.device)  # host: CPU generator, moved
+        self.x, self.y = xr[pick], yr[pick]
+        self.params = params
+        self.kept = [p.detach().clone() for p in params]
+        cost.forward(len(self.y))
+        self.floor = accuracy(model, self.x, self.y) - margin
+
+    def check(self, model: nn.Module) -> bool:
+        """Score the slice (one host sync); when it holds, keep the current parameters as the last good state."""
+        cost.forward(len(self.y))
+        ok = accuracy(model, self.x, self.y) >= self.floor
+        if ok:
+            with torch.no_grad():
+                for p, kept in zip(self.params, self.kept):
+                    kept.copy_(p)
+        return ok
+
+    def restore(self) -> None:
+        """Put the parameters back to the last state that held (the starting one if none did)."""
+        with torch.no_grad():
+            for p, kept in zip(self.params, self.kept):
+                p.copy_(kept)
+
+
+def check_loop_args(lr, epochs, batch_size, momentum, weight_decay, steps, check_every, stop_at) -> None:
+    """The checks of the shared loop's arguments, one clear error each (chapter 02; the language-model loop of
+    chapter 15 uses them too)."""
+    # ``not x > 0`` rather than ``x <= 0``: NaN fails every comparison and would pass the latter.
+    if (not _is_real(lr) or not _is_real(epochs) or not 0 < lr < math.inf or not 0 < epochs < math.inf
+            or not _is_int(batch_size) or batch_size < 1):
+        raise UnlearnError(f"lr, epochs and batch_size must be positive (got {lr}, {epochs}, {batch_size}); "
+                           "lr and epochs finite numbers, batch_size an integer")
+    for name, value in (("momentum", momentum), ("weight_decay", weight_decay)):
+        if not _is_real(value) or not 0 <= value < math.inf:
+            raise UnlearnError(f"{name} must be a non-negative finite number, got {value!r}")
+    if steps is not None and (not _is_int(steps) or steps < 1):
+        raise UnlearnError(f"steps must be a positive integer (or None to use epochs), got {steps!r}")
+    if check_every is not None and (not _is_int(check_every) or check_every < 1):
+        raise UnlearnError(f"check_every must be a positive integer (or None: once per pass), got {check_every!r}")
+    check_stop_at(stop_at, "stop_at")
 
 
 def _is_real(v) -> bool:
