@@ -212,7 +212,7 @@ def data_root(root: str | Path | None = None) -> Path:
 class DatasetMissing(UnlearnError):
     """A dataset whose files are absent; the message is the one command that fetches them (chapter 01).
 
-    The command line prints it as one ``error:`` line, as every :class:`UnlearnError`. IPython shows an exception
+    The command line prints it as one ``error:`` line, as every :class:`~unlearnlib.errors.UnlearnError`. IPython shows an exception
     with a ``_render_traceback_`` method by calling it instead of printing the traceback, so a chapter run in the
     ``full`` profile without the files also stops with that one line.
     """

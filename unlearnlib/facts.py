@@ -10,7 +10,7 @@ Each (person, attribute) is one question-answer pair (:class:`QA`) asked in seve
 paraphrase attack of chapter 15). Each QA carries perturbed answers (other values of the same attribute), the
 false alternatives of TOFU's truth ratio (arXiv 2401.06121). General facts (invented countries and their
 capitals) are trained into every model and never forgotten: they measure whether unlearning keeps the model's
-general knowledge. Some generated people are never trained at all (:attr:`FactsTask.holdout`): the non-members
+general knowledge. Some generated people are never trained at all (``FactsTask.holdout``): the non-members
 of the membership attacks behind MUSE's PrivLeak (arXiv 2407.06460).
 """
 
@@ -154,7 +154,7 @@ class QA:
 @dataclass
 class Facts:
     """Generated people and their QAs (chapter 14): ``people[i]`` = {"name", attribute: value}; people
-    ``0 .. n_people-1`` are trained, ``n_people .. `` form the never-trained holdout."""
+    ``0 .. n_people-1`` are trained, those from ``n_people`` on form the never-trained holdout."""
 
     seed: int
     n_people: int

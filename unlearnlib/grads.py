@@ -6,7 +6,7 @@ All projections work on flat tensors: a gradient is one vector of the P trainabl
 per-tensor ("blockwise") variant of OrthoGrad is a separate, explicit option (chapter 07).
 
 Every function that runs the model or projects computes in float32 (or float64) even when called inside a
-mixed-precision region (``torch.autocast``), see :func:`_fp32`.
+mixed-precision region (``torch.autocast``), see ``_fp32``.
 """
 
 from __future__ import annotations

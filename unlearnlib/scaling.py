@@ -2,7 +2,7 @@
 
 Retraining from scratch costs ``epochs × |D_r|`` per-sample forward and backward passes (:mod:`unlearnlib.cost`):
 it grows in proportion to the retain set. An unlearning method costs what its loop runs: a method that walks
-over the forget set (gradient ascent and its relatives) takes a number of steps set by |D_f| and by its stopping
+over the forget set (gradient ascent and its relatives) takes a number of steps set by the size of D_f and by its stopping
 rule, whatever the size of D_r; a method that walks over the retain set (fine-tuning, NegGrad+, PCGrad, l1-sparse)
 grows with D_r as retraining does. Whether unlearning is cheaper than retraining is therefore not a property of
 a method alone but of the method *and* the size of the retain set, and the answer is a curve.

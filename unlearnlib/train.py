@@ -109,7 +109,7 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: TrainCo
     With ``cfg.augment == "crop-flip"`` every epoch crops and flips every image afresh
     (:func:`~unlearnlib.data.crop_flip`, on the device), with draws from their own CPU generator so that the batch
     order is the one of the same recipe without augmentation. With ``cfg.precision == "mixed"`` on CUDA the
-    forward pass and the loss run under ``torch.autocast`` (:func:`_autocast_dtype`); float16 needs a gradient
+    forward pass and the loss run under ``torch.autocast`` (``_autocast_dtype``); float16 needs a gradient
     scaler, whose check for overflow costs one host synchronisation per step (bfloat16 needs neither).
     """
     device = next(model.parameters()).device

@@ -50,11 +50,17 @@ from unlearnlib.methods._loop import forget_target
 from unlearnlib.metrics import accuracy
 from unlearnlib.train import TrainConfig, original_model
 
+#: the seeds the protocol tunes on (never reported).
 TUNING_SEEDS = (100, 101)
+#: the share of D_r withheld as the validation slice.
 VALIDATION_FRACTION = 0.1
+#: the largest validation slice.
 VALIDATION_MAX = 500
+#: candidates per method.
 GRID_SIZE = 8
+#: a candidate's budget of per-sample passes, as a multiple of retraining's.
 BUDGET = 1.0
+#: the share of the way from the original model's forget accuracy to the target a candidate must cover.
 REACH = 0.95
 #: a method's own weight, tuned beside the learning rate: the name and its two values (the default first).
 KNOBS = {

@@ -33,8 +33,9 @@ StepFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Te
 #: the collapse guard's default margin, in points of accuracy (chapter 12): a run stops, and backs off to its last
 #: checked state, once its accuracy on a slice of the retain data falls more than this below the original model's.
 GUARD_MARGIN = 25.0
-#: the size of the guard's slice of the retain data, and the most steps between two of its checks.
+#: the size of the guard's slice of the retain data.
 GUARD_SIZE = 256
+#: the most steps between two checks of the guard.
 GUARD_EVERY = 50
 
 

@@ -27,7 +27,7 @@ classification-shaped helpers of :mod:`unlearnlib.grads` and :mod:`unlearnlib.me
 P = exp(−NLL), so that their cross-entropy with the label 0 is exactly the sample's NLL.
 
 Stopping rule and defaults (oracle-free). The target forget accuracy is the accuracy of the *input* model on the
-held-out facts (people generated but never trained, :attr:`FactsTask.holdout`): forgotten facts should be answered
+held-out facts (people generated but never trained, ``FactsTask.holdout``): forgotten facts should be answered
 no better than facts the model never saw (:func:`forget_target`). Every default below was chosen by one rule on
 held-out seeds 100 and 101 (never the seeds 0-4 of the chapter and the bench), 10 % of the people forgotten, the
 ``ci`` profile: among the settings of a small grid whose forget QA accuracy falls to the target on both seeds, the
@@ -62,7 +62,7 @@ IDK_ANSWER = "i do not know"
 
 
 def idk_answer() -> str:
-    """The refusal answer of ``idk``: :data:`unlearnlib.facts.IDK_ANSWER` if defined, else :data:`IDK_ANSWER`."""
+    """The refusal answer of ``idk``: ``unlearnlib.facts.IDK_ANSWER`` if defined, else :data:`IDK_ANSWER`."""
     from unlearnlib import facts
 
     return getattr(facts, "IDK_ANSWER", IDK_ANSWER)
@@ -147,9 +147,9 @@ class QALoss(nn.Module):
     """The LM seen as a two-class classifier of QA pairs, for the classification-shaped helpers (module docstring).
 
     ``forward(x)`` with x = :func:`pack` (ids, targets) [B, 2, T] returns [B, 2] log-probabilities
-    (log P, log(1 − P)), P = exp(−NLL) the normalised probability of the answer (TOFU's P(a|q)^(1/|a|)). The
-    cross-entropy of these with the label 0 is −log P = NLL, the sample's loss, so :func:`unlearnlib.grads.
-    per_sample_grads` (default loss) and :class:`~unlearnlib.methods.feasible.FeasibilityMasker` compute
+    (log P, log(1 − P)), P = exp(−NLL) the normalised probability of the answer (TOFU's ``P(a|q)^(1/|a|)``). The
+    cross-entropy of these with the label 0 is −log P = NLL, the sample's loss, so :func:`~unlearnlib.grads.per_sample_grads`
+    (default loss) and :class:`~unlearnlib.methods.feasible.FeasibilityMasker` compute
     per-sample gradients of the NLL. Its parameters are the LM's (shared, not copied), named ``lm.<name>``.
     """
 
