@@ -51,6 +51,24 @@ if [ "${VERDICT:-0}" = 1 ]; then
         "$PY" -m unlearnlib.bench --device cpu --seeds 10 --scenario $args --audit relearn \
             --out "$RESULTS/bench_$name.json" 2>&1 | tee "$OUT/bench_$name.log"
     done
+    # A 5 % retain subset: every method at the values tuned for it, then the defaults of the methods that chapters
+    # 07 and 08 tuned for the subset themselves (the same seeds and subsets, to be paired with the former).
+    "$PY" -m unlearnlib.bench --device cpu --seeds 10 --scenario class --forget-class 3 --retain-fraction 0.05 \
+        --audit relearn --out "$RESULTS/bench_class3_retain5.json" 2>&1 | tee "$OUT/bench_class3_retain5.log"
+    "$PY" -m unlearnlib.bench --device cpu --seeds 10 --scenario class --forget-class 3 --retain-fraction 0.05 \
+        --tuned none --methods neggrad_plus,orthograd,ltu_ascent,ltu \
+        --out "$RESULTS/bench_class3_retain5_defaults.json" 2>&1 | tee "$OUT/bench_class3_retain5_defaults.log"
+    # Both class-wise settings again with oneDNN off before training, every model trained afresh on the other
+    # kernels in a cache of its own: how far another CPU moves the verdicts (chapters 12 and 13).
+    OFF_CACHE=$(mktemp -d)
+    off() { UNLEARN_ONEDNN=0 UNLEARN_CACHE="$OFF_CACHE" "$PY" -m unlearnlib.bench --device cpu --seeds 10 \
+        --scenario class --forget-class 3 "$@"; }
+    off --audit relearn --out "$RESULTS/bench_class3_onednn_off.json" 2>&1 | tee "$OUT/bench_class3_onednn_off.log"
+    off --retain-fraction 0.05 --audit relearn --out "$RESULTS/bench_class3_retain5_onednn_off.json" 2>&1 \
+        | tee "$OUT/bench_class3_retain5_onednn_off.log"
+    off --retain-fraction 0.05 --tuned none --methods neggrad_plus,orthograd,ltu_ascent,ltu \
+        --out "$RESULTS/bench_class3_retain5_defaults_onednn_off.json" 2>&1 \
+        | tee "$OUT/bench_class3_retain5_defaults_onednn_off.log"
     # The stress set twice: the registry's defaults without the guard (what the defaults do on harder data), then
     # the tuned values with the guard.
     "$PY" -m unlearnlib.bench --device cpu --dataset digits-stress --scenario class --forget-class 3 --seeds 2 \

@@ -68,6 +68,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import unlearnlib.config
+from unlearnlib import records
 from unlearnlib.experiment import compare_methods
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.methods import REGISTRY
@@ -980,7 +981,46 @@ assert (rnd.per_seed("ga", "steps") == ga_budget * math.ceil(n_f / 32)).all()
 # because the oracle barely misclassifies any. On CIFAR the gap between training and test accuracy is several
 # points, and random forgetting becomes a real test of a method (chapter 01 discusses this limitation of
 # digits).
+
+# %% [markdown]
+# ### At the tuned values, over ten seeds
 #
+# The learning rates of this section are the chapter's own, each chosen by the stopping rule on held-out seeds.
+# Chapter 12 later gives every method of the book one tuning protocol (the same eight candidates around its
+# default, the same budget of passes, a rule that never looks at the oracle) and runs each method at its chosen
+# values on ten seeds, with the noise floor of chapter 11 and paired tests corrected for multiplicity (Holm). The
+# runs ship with the library. Here are the four methods of this chapter in them: `floors` is the mean gap in
+# units of the noise floor, `closer` and `farther` are paired differences that survive the correction, `·` one
+# that does not.
+
+# %%
+PART_I = ["ga", "neggrad_plus", "finetune", "random_label"]
+print(records.format_tuned(PART_I))
+tuned = {
+    s: records.verdicts(records.load_bench(f"bench_{s}"), PART_I)
+    for s in ("class3", "random10")
+}
+# NegGrad+ stays decidedly closer to the oracle than GA and random labels ...
+assert tuned["class3"]["ga"]["neggrad_plus"] == 1
+assert tuned["class3"]["random_label"]["neggrad_plus"] == 1
+# ... fine-tuning at its tuned rate is decided against neither ...
+assert tuned["class3"]["finetune"] == {"ga": 0, "neggrad_plus": 0}
+# ... and random forgetting decides nothing.
+assert not any(v for row in tuned["random10"].values() for v in row.values())
+
+# %% [markdown]
+# - **NegGrad+ is the baseline to beat.** At its tuned values (learning rate 0.02, $\beta = 0.99$) it ends about
+#   three noise floors from the oracle, decidedly closer than GA and random labels, as in this chapter's table.
+#   That verdict holds on the kernels of the machine that ran the benchmark; with models trained on another kernel
+#   family NegGrad+ missed its target on one seed of ten and both comparisons became undecided (chapter 12).
+# - **Fine-tuning does not keep its result.** The protocol picks a learning rate of 0.05, half of this chapter's:
+#   on the two tuning seeds it forgot the class and kept more of the validation slice. Over ten seeds it forgets
+#   digit 3 on some seeds and hardly on others, so its gap is large and uncertain, and no verdict is decided.
+#   Forgetting by fine-tuning is a threshold in the learning rate, and two tuning seeds do not locate a threshold;
+#   chapter 12 names this as a weakness of its protocol.
+# - **Random forgetting** decides nothing, at the tuned values as at this chapter's.
+
+# %% [markdown]
 # ## Summary
 #
 # - All four first-order baselines are one loop, {eq}`eq-02-descent-step` with SGD + momentum + weight decay

@@ -68,6 +68,7 @@ import torch.nn.functional as F
 from scipy import stats
 
 import unlearnlib.config
+from unlearnlib import records
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.experiment import compare_methods
 from unlearnlib.methods import REGISTRY, saliency_mask
@@ -1284,7 +1285,41 @@ assert spread < max(sw_ci(m, "gap") for m in early)
 #   forget loss are also weights the retain set needs, and freezing the others only takes away capacity the retain
 #   term could use for the repair. SalUn's experiments use ResNet-18, with about 11 million weights, on CIFAR-10 and
 #   larger data sets, where there is far more room for a weight to matter to one class only.
+
+# %% [markdown]
+# ### At the tuned values, over ten seeds
 #
+# This chapter's learning rates and brakes are its own. Chapter 12 tunes every method with one protocol (the same
+# candidates around each default, the same budget, an oracle-free rule) and runs each at its chosen values on ten
+# seeds, with the noise floor and Holm-corrected paired tests; the runs ship with the library. The three methods of
+# this chapter there, next to the two baselines of chapter 02, and in a third scenario, the flipped labels of
+# chapter 11, where the retain set is what repairs the model:
+
+# %%
+STRONGER = ["scrub", "salun", "l1_sparse"]
+SETTINGS = ("bench_class3", "bench_random10", "bench_mislabeled10")
+print(records.format_tuned(["ga", "neggrad_plus", *STRONGER], SETTINGS))
+tuned = {s: records.verdicts(records.load_bench(s), STRONGER) for s in SETTINGS}
+# Class-wise, SalUn is decidedly farther from the oracle than NegGrad+; SCRUB and
+# l1-sparse are decided against neither baseline.
+assert tuned["bench_class3"]["salun"]["neggrad_plus"] == 1
+for m in ("scrub", "l1_sparse"):
+    assert tuned["bench_class3"][m] == {"ga": 0, "neggrad_plus": 0}, m
+# On flipped labels SCRUB and l1-sparse are decidedly closer than NegGrad+.
+for m in ("scrub", "l1_sparse"):
+    assert tuned["bench_mislabeled10"][m]["neggrad_plus"] == -1, m
+
+# %% [markdown]
+# - **Class-wise**, SalUn stays decidedly farther from the oracle than NegGrad+, as in this chapter and in
+#   chapter 11 (on one kernel family: chapter 12 shows that on another this rests on a single seed of NegGrad+). SCRUB and $\ell_1$-sparse are decided against neither baseline: at their tuned rates how much of
+#   digit 3 they forget varies from seed to seed (SCRUB forgets it entirely on four seeds and barely on two; its
+#   forgetting is a threshold, like fine-tuning's in chapter 02), so their mean gaps are large and uncertain.
+# - **On flipped labels** the methods of this chapter earn their place: $\ell_1$-sparse ends within about one noise
+#   floor of the oracle and SCRUB within ten, both decidedly closer than NegGrad+. Both train on the clean retain
+#   set, which is what corrects wrong labels.
+# - **Random forgetting** decides nothing.
+
+# %% [markdown]
 # ## Summary
 #
 # - **SCRUB** is distillation with a twist: stay close to the teacher $\theta_0$ on $D_r$, move away from it on $D_f$

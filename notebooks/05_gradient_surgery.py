@@ -71,6 +71,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 
 import unlearnlib.config
+from unlearnlib import records
 import unlearnlib.grads
 from unlearnlib.bench import step_times
 from unlearnlib.data import cycle_batches, load_dataset, make_task
@@ -1421,7 +1422,37 @@ assert (steps_c["pcgrad"] > steps_c["ga"]).all()
 
 # %% [markdown]
 # Chapter 06 removes one of the two backward passes.
+
+# %% [markdown]
+# ### At the tuned values, over ten seeds
 #
+# The hyperparameters above were chosen by this chapter's rule on held-out seeds. Chapter 12 re-tunes every method
+# with one protocol (the same candidates around each default, the same budget, an oracle-free rule) and runs each
+# at its chosen values on ten seeds, with the noise floor and Holm-corrected paired tests; the runs ship with the
+# library. The chapter's three methods in them:
+
+# %%
+SURGERY = ["pcgrad", "unilateral_surgery", "unilateral_surgery_rl"]
+print(records.format_tuned(["ga", "neggrad_plus", *SURGERY]))
+tuned = {
+    s: records.verdicts(records.load_bench(f"bench_{s}"), SURGERY)
+    for s in ("class3", "random10")
+}
+# Class-wise: PCGrad and unilateral surgery decidedly closer than GA; PCGrad undecided
+# against NegGrad+; both unilateral variants decidedly farther than NegGrad+.
+assert tuned["class3"]["pcgrad"] == {"ga": -1, "neggrad_plus": 0}
+assert tuned["class3"]["unilateral_surgery"] == {"ga": -1, "neggrad_plus": 1}
+assert tuned["class3"]["unilateral_surgery_rl"]["neggrad_plus"] == 1
+assert not any(v for row in tuned["random10"].values() for v in row.values())
+
+# %% [markdown]
+# The chapter's findings survive equal tuning and ten seeds: PCGrad and unilateral surgery are decidedly closer to
+# the oracle than gradient ascent, unilateral surgery (and its classification setting) decidedly farther than
+# NegGrad+, and PCGrad undecided against NegGrad+, about five noise floors from the oracle where NegGrad+ is at
+# three. Random forgetting decides nothing. Chapter 12 repeats the benchmark with models trained on another kernel
+# family: there the verdicts against NegGrad+ become undecided, because NegGrad+ misses its target on one seed.
+
+# %% [markdown]
 # ## Summary
 #
 # - **PCGrad** projects each task gradient onto the normal plane of every *original* gradient it conflicts with

@@ -79,6 +79,7 @@ from scipy.stats import spearmanr
 from torch.func import functional_call
 
 import unlearnlib.config
+from unlearnlib import records
 from unlearnlib.bench import step_times
 from unlearnlib.data import cycle_batches, load_dataset, make_task
 from unlearnlib.diagnostics import count_passes, loss_change, neg_ce
@@ -1300,7 +1301,37 @@ assert passes["ga"] == {"forward": 1, "backward": 1}
 #   data parallelism, would need extra reductions). We could not check the GPU case here. The repository's
 #   benchmark command measures it: `python -m unlearnlib.bench --step-cost --methods
 #   ga,unilateral_surgery,implicit_surgery` writes the ratios to GA for the device it runs on.
+
+# %% [markdown]
+# ### At the tuned values, over ten seeds
 #
+# The defaults above are this chapter's. Chapter 12 re-tunes every method with one protocol (the same candidates
+# around each default, the same budget, an oracle-free rule) and runs each at its chosen values on ten seeds, with
+# the noise floor and Holm-corrected paired tests. Both surgeries, in both settings, as they came out there:
+
+# %%
+IMPLICIT = ["implicit_surgery", "unilateral_surgery", "implicit_surgery_rl"]
+print(records.format_tuned(["ga", "neggrad_plus", *IMPLICIT]))
+tuned = {
+    s: records.verdicts(records.load_bench(f"bench_{s}"), IMPLICIT)
+    for s in ("class3", "random10")
+}
+# Class-wise: both surgeries decidedly closer than GA and decidedly farther than
+# NegGrad+; the classification setting decidedly farther than NegGrad+.
+for m in ("implicit_surgery", "unilateral_surgery"):
+    assert tuned["class3"][m] == {"ga": -1, "neggrad_plus": 1}, m
+assert tuned["class3"]["implicit_surgery_rl"]["neggrad_plus"] == 1
+assert not any(v for row in tuned["random10"].values() for v in row.values())
+
+# %% [markdown]
+# At the tuned values both surgeries, explicit and implicit, beat gradient ascent decidedly and lose to NegGrad+
+# decidedly, both about twenty noise floors from the oracle (the protocol chose $\epsilon = -1$ for both, as this
+# chapter's rule did); the classification setting is farther still (on one kernel family; with models trained on
+# another, NegGrad+ misses its target on one seed and the verdicts against it are undecided, chapter 12). Random
+# forgetting decides nothing. The implicit
+# method's advantage is its cost, one backward pass per step, not its quality.
+
+# %% [markdown]
 # ## Summary
 #
 # - The unilateral problem {eq}`eq-06-primal` has the concave dual {eq}`eq-06-dual`. Its derivative is the

@@ -81,6 +81,7 @@ import torch
 import torch.nn.functional as F
 
 import unlearnlib.config
+from unlearnlib import records
 from unlearnlib.bench import build_parser, median_time, step_cost
 from unlearnlib.data import load_dataset, make_task
 from unlearnlib.experiment import compare_methods, format_table
@@ -1278,7 +1279,8 @@ assert counted["resnet18", 128]["vmap"] > 5 and counted["resnet18", 128]["ghost"
 # seeds 100–104 when the method may use a 5 % retain subset, the setting of this section, over learning rates
 # $\{0.003, 0.01, 0.03, 0.1\}$ and $\alpha \in \{0.25, 0.5, 0.75\}$. With the whole retain set the same rule picks
 # a larger step ($0.03$, $\alpha = 0.75$; see the docstring of `unlearnlib.methods.orthogonal`). The baselines keep
-# the defaults of chapter 02, which were chosen with the whole retain set; we did not re-tune them for the subset.
+# the defaults of chapter 02, which were chosen with the whole retain set; the end of this section re-tunes them
+# for the subset with chapter 12's protocol.
 # Each OrthoGrad run records its preserved-signal ratio $\rho$ ({eq}`eq-07-rate`) at every step through the
 # method's `history` argument.
 
@@ -1614,7 +1616,56 @@ for k in cost["route"]:
 # arithmetic of §7.8, so its step costs about three passes plus the Gram matrix. The benchmark tables in
 # `benchmarks/README.md` record the ratios on one CPU thread and, where one was available, on a GPU.
 # {ref}`ex-07-faster-step` lists ways to try to make the vectorised pass faster without leaving `torch.func`.
+
+# %% [markdown]
+# ### At the tuned values, and with a re-tuned baseline
 #
+# The comparison above has the weak point that chapter 12 sets out to remove: OrthoGrad's defaults were chosen for
+# the 5 % subset, NegGrad+'s for the whole retain set. Chapter 12's protocol tunes every method the same way (the
+# same eight candidates around each default, the same budget, an oracle-free rule, two tuning seeds), once with
+# the whole of $D_r$ and once with every method, NegGrad+ included, restricted to a 5 % subset drawn per seed as
+# `retain_subset` draws it here. Both settings ran on ten seeds, with the noise floor and Holm-corrected paired
+# tests. A third run gives OrthoGrad this chapter's defaults on the same ten seeds and subsets, so that it can be
+# paired with the re-tuned NegGrad+.
+
+# %%
+print(records.format_tuned(
+    ["ga", "neggrad_plus", "orthograd"], ("bench_class3", "bench_class3_retain5")
+))
+whole = records.verdicts(records.load_bench("bench_class3"), ["orthograd"])["orthograd"]
+subset = records.load_bench("bench_class3_retain5")
+at_subset = records.verdicts(subset, ["orthograd"])["orthograd"]
+print("\nOrthoGrad's flagged runs on the subset:", subset["flags"].get("orthograd"))
+print("its tuned values there:", subset["config"]["hyperparameters"]["orthograd"])
+own = records.load_bench("bench_class3_retain5_defaults")
+d = records.paired_across(own, "orthograd", subset, "neggrad_plus")
+print(
+    f"OrthoGrad at this chapter's defaults minus NegGrad+ re-tuned for the subset, "
+    f"gap: {d['mean']:+.2f} ± {d['ci95']:.2f} (95 % CI, {d['n']} seeds, "
+    f"p = {d['p']:.1g})"
+)
+# Whole D_r: closer than GA, undecided against NegGrad+.
+assert whole == {"ga": -1, "neggrad_plus": 0}
+# 5 % subset at the protocol's pick: undecided, and no forgetting on most seeds.
+assert at_subset["neggrad_plus"] == 0
+assert subset["flags"]["orthograd"]["not_forgotten"] > len(d["seeds"]) / 2
+# At this chapter's defaults: closer than the re-tuned NegGrad+, beyond the 95 %
+# interval.
+assert d["mean"] + d["ci95"] < 0
+
+# %% [markdown]
+# - **With the whole retain set**, OrthoGrad at its tuned values is decidedly closer to the oracle than gradient
+#   ascent and undecided against NegGrad+ (about five noise floors against three), as in this section.
+# - **With 5 %, at the protocol's pick**, OrthoGrad fails: its tuned learning rate (0.005, half of this chapter's)
+#   forgot the class on both tuning seeds, yet it does not forget digit 3 on six of the ten reported seeds. Its
+#   forgetting is a threshold in the step, and two seeds cannot place a threshold. Re-tuned for the subset,
+#   NegGrad+ is closer to the oracle than with chapter 02's defaults (a gap of 2.7 against 3.8 points).
+# - **At this chapter's defaults**, chosen by chapter 02's rule on five held-out seeds, OrthoGrad stays closer to
+#   the oracle than the re-tuned NegGrad+, beyond the 95 % interval of the paired difference. The advantage this
+#   section measured survives a fair baseline (on both kernel families chapter 12 compares); it does not survive a
+#   coarser tuning of OrthoGrad itself. Chapter 13 weighs both.
+
+# %% [markdown]
 # ## Summary
 #
 # - A step leaves every retain sample of the batch unchanged to first order exactly when it is orthogonal to every
@@ -1639,8 +1690,10 @@ for k in cost["route"]:
 #   block is used, whichever {eq}`eq-07-crossover` counts as cheaper. For ResNet-18 at $B = 128$ this takes the
 #   memory from over 10 GiB to under 2 GiB.
 # - With 5 % of the retain set, OrthoGrad beat GA and NegGrad+ on class-wise forgetting (by more than the standard
-#   error of the per-seed difference), and the per-sample projection beat the mean ablation; random forgetting on digits does not separate the methods, and
-#   NegGrad+ with the full retain set is as good, within the seed noise.
+#   error of the per-seed difference), and it still beats a NegGrad+ re-tuned for the subset by chapter 12's
+#   protocol, over ten seeds; at that protocol's own, coarser pick for OrthoGrad, it does not forget on most
+#   seeds. The per-sample projection beat the mean ablation; random forgetting on digits does not separate the
+#   methods, and NegGrad+ with the full retain set is as good, within the seed noise.
 
 # %% [markdown]
 # ## Exercises

@@ -88,6 +88,7 @@ from sklearn.metrics import roc_auc_score
 from torch.func import functional_call, grad, jvp, vjp
 
 import unlearnlib.config
+from unlearnlib import records
 from unlearnlib.bench import median_time
 from unlearnlib.data import cycle_batches, load_dataset, make_task
 from unlearnlib.experiment import compare_methods, format_table
@@ -823,7 +824,8 @@ for signal in ("mia", "ascent"):
 #
 # - `ltu_ascent` (its defaults, printed at the top; the rows labelled `ltu`) with `retain_positions` =
 #   $\hat D_r$: support the first half, query the second;
-# - `neggrad_plus` (its defaults: $\beta = 0.97$, learning rate $10^{-2}$) with `retain_positions` = $\hat D_r$, so
+# - `neggrad_plus` (its defaults: $\beta = 0.97$, learning rate $10^{-2}$; re-tuned for the subset at the end of
+#   this section) with `retain_positions` = $\hat D_r$, so
 #   that every retain batch it draws comes from $\hat D_r$. NegGrad+ runs for 5 epochs *over the retain set*,
 #   which on a 1 % subset of 12 samples would be 5 steps, far too few to forget anything. We therefore keep its
 #   full-data recipe unchanged (the number of steps of 5 epochs over all of $D_r$, and the stopping rule checked once per
@@ -1176,7 +1178,59 @@ for m in ("ga", L5, f"{L5} mia", N5):
 # reach the target), and its wall time is a few times GA's (GA also checks its stopping rule after every step). The
 # library's benchmark measures the marginal time per step the same way for every method:
 # `python -m unlearnlib.bench --step-cost --methods ga,ltu`.
+
+# %% [markdown]
+# ### At the tuned values, and with a re-tuned baseline
 #
+# This section's NegGrad+ kept the defaults chapter 02 chose for the whole retain set, while LTU's were chosen for
+# the subsets. Chapter 12's protocol tunes every method the same way (the same eight candidates around each
+# default, the same budget, an oracle-free rule, two tuning seeds), once with all of $D_r$ and once with every
+# method restricted to a 5 % subset drawn at random per seed, and runs both settings on ten seeds with the noise
+# floor and Holm-corrected paired tests. A third run gives `ltu_ascent` and `ltu` this chapter's defaults on the
+# same ten seeds and subsets, to be paired with the re-tuned NegGrad+.
+
+# %%
+LTU_ROWS = ["ga", "neggrad_plus", "ltu_ascent", "ltu"]
+print(records.format_tuned(LTU_ROWS, ("bench_class3", "bench_class3_retain5")))
+whole = records.verdicts(records.load_bench("bench_class3"), ["ltu_ascent", "ltu"])
+subset = records.load_bench("bench_class3_retain5")
+at_subset = records.verdicts(subset, ["ltu_ascent", "ltu"])
+own = records.load_bench("bench_class3_retain5_defaults")
+paired_own = {
+    (m, key): records.paired_across(own, m, subset, "neggrad_plus", key)
+    for m in ("ltu_ascent", "ltu")
+    for key in ("gap", "RA")
+}
+print("\nat this chapter's defaults, minus NegGrad+ re-tuned for the subset:")
+for (m, key), d in paired_own.items():
+    print(
+        f"  {m:11s}{key:4s}{d['mean']:+6.2f} ± {d['ci95']:.2f} "
+        f"(95 % CI, {d['n']} seeds, p = {d['p']:.1g})"
+    )
+# Whole D_r: the ascent variant closer than GA and undecided against NegGrad+.
+assert whole["ltu_ascent"] == {"ga": -1, "neggrad_plus": 0}
+# 5 % subset, every method re-tuned for it: both undecided against NegGrad+.
+assert at_subset["ltu_ascent"]["neggrad_plus"] == at_subset["ltu"]["neggrad_plus"] == 0
+# At this chapter's defaults, ltu_ascent is closer than the re-tuned NegGrad+ and keeps
+# more retain accuracy.
+d, d_ra = paired_own["ltu_ascent", "gap"], paired_own["ltu_ascent", "RA"]
+assert d["mean"] + d["ci95"] < 0 and d_ra["mean"] - d_ra["ci95"] > 0
+
+# %% [markdown]
+# - **With the whole retain set**, at the tuned values, `ltu_ascent` is decidedly closer to the oracle than
+#   gradient ascent and undecided against NegGrad+; the registered `ltu`, with the paper's membership signal, did
+#   not forget on one seed of ten and is decided against neither.
+# - **With 5 %, every method re-tuned for the subset**, `ltu_ascent` ends about as close to the oracle as it does
+#   at this chapter's defaults, and the re-tuned NegGrad+ comes closer than with chapter 02's defaults; the
+#   difference between them (1.5 against 2.7 points of gap) does not survive the correction over all pairs.
+# - **At this chapter's defaults**, paired with the re-tuned NegGrad+ on the same subsets, `ltu_ascent` is closer
+#   to the oracle and keeps more retain accuracy, each beyond the 95 % interval of the difference. The advantage
+#   this section found for LTU survives a baseline re-tuned for the subset (on both kernel families chapter 12
+#   compares), but it is one to two points of gap and
+#   under one point of retain accuracy, and the ablations above place it in Gradient Harmonization rather than in
+#   the meta-step.
+
+# %% [markdown]
 # ## Summary
 #
 # - LTU (Huang, Foo & Liu, arXiv 2407.10494) unlearns with only a small retain subset $\hat D_r$ by
@@ -1199,7 +1253,9 @@ for m in ("ga", L5, f"{L5} mia", N5):
 # - Our from-scratch `torch.func` LTU matches `unlearnlib`'s meta-gradients to $10^{-16}$ in float64, and its
 #   trajectory to float32 rounding.
 # - With the same subset, LTU kept more retain accuracy than NegGrad+ at 5 % (every seed); at 1 % the two were
-#   within the seed noise of each other, and at 20 % and 100 % LTU had no advantage. The ablations locate LTU's
+#   within the seed noise of each other, and at 20 % and 100 % LTU had no advantage. Against a NegGrad+ re-tuned
+#   for a 5 % subset by chapter 12's protocol, `ltu_ascent` at its defaults is still closer to the oracle over ten
+#   seeds, by one to two points of gap; at the protocol's own pick for LTU the difference is undecided. The ablations locate LTU's
 #   advantage in Gradient Harmonization, not in the meta-step: $\alpha = 0$ did as well. These rows ran
 #   `ltu_ascent`, our variant with gradient ascent as the forgetting signal. The registered `ltu` keeps the paper's
 #   MIA signal; on held-out seeds it did not forget reliably with a 1 % subset, and at 5 % whether it reaches the

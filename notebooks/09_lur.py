@@ -74,6 +74,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp, vjp
 
 import unlearnlib.config
+from unlearnlib import records
 from unlearnlib.bench import median_time
 from unlearnlib.diagnostics import ConflictTracker
 from unlearnlib.experiment import compare_methods, format_table
@@ -661,7 +662,31 @@ for sc in results:
 #   without making the two gradients point the same way; and the cosine along a run mixes trajectories of
 #   different lengths. The claim "LUR moves the distribution towards agreement" is therefore not supported by our
 #   measurement.
+
+# %% [markdown]
+# ### At the tuned values, over ten seeds
 #
+# LUR's defaults were chosen by this chapter's rule. Chapter 12 re-tunes every method with one protocol (the same
+# candidates around each default, the same budget, an oracle-free rule; for LUR it chose $\alpha = 0.1$ and a
+# learning rate of $5\cdot10^{-4}$ class-wise) and runs each on ten seeds with the noise floor and Holm-corrected
+# paired tests:
+
+# %%
+print(records.format_tuned(["ga", "neggrad_plus", "lur"]))
+tuned = {
+    s: records.verdicts(records.load_bench(f"bench_{s}"), ["lur"])["lur"]
+    for s in ("class3", "random10")
+}
+assert tuned["class3"] == {"ga": -1, "neggrad_plus": 0}
+assert tuned["random10"] == {"ga": 0, "neggrad_plus": 0}
+
+# %% [markdown]
+# At the tuned values LUR stays decidedly closer to the oracle than gradient ascent in class-wise forgetting. Against
+# NegGrad+ the verdict softens: with the defaults, chapter 11's ten paired seeds found NegGrad+ closer; tuned, the
+# difference (LUR about twenty noise floors from the oracle, NegGrad+ three, with a wide spread over seeds for LUR)
+# does not survive the correction. Random forgetting decides nothing.
+
+# %% [markdown]
 # ## Summary
 #
 # - The look-ahead objective {eq}`eq-09-objective` equals NegGrad+ with fixed weights plus an inner-product

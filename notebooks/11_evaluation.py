@@ -345,19 +345,29 @@ plt.show()
 # ### Does the committed run reproduce?
 #
 # The live comparison at the top of the chapter ran the same methods on the same seeds as the committed class-wise
-# run. On the machine that wrote the file the numbers agree exactly; on another CPU, another BLAS, or a GPU, a run
-# may take another path at a rounding tie (chapter 04 found ReLU units sitting at their kinks). It should still
-# land no farther from the committed result than one retraining lands from another: the largest per-seed floor of
-# the committed run is the tolerance.
+# run. Whether it should agree row by row depends on where it started. If it started from the committed run's
+# trained models (the original model and the oracle of each seed, recognised here by their metrics, the continuous
+# MIA AUC included), it repeats the same unlearning run, and it should land no farther from the committed result
+# than one retraining lands from another: the largest per-seed floor of the committed run is the tolerance. On
+# other kernels (another CPU's oneDNN, oneDNN switched off, a GPU) the trained models themselves differ in their
+# last bits, training amplifies that, and each seed becomes a new draw; chapter 12 measures how far such a draw
+# moves a row, and what it does to the verdicts.
 
 # %%
+originals = compare_methods(
+    {"original": None}, "class", data=data, cfg=cfg, seeds=SEEDS,
+    forget_class=FORGET_CLASS, device=device, floor=False, progress=False,
+).rows
+same = records.same_models(bench["class3"], originals, live.references)
 check = records.reproduces(bench["class3"], live.rows)
+print(f"started from the committed run's models: {same}")
 print(
     "largest difference of a live gap from its committed value: "
     f"{check['max_diff']:.3f} "
     f"(tolerance, the largest per-seed floor: {check['bound']:.3f})"
 )
-assert check["ok"]
+# From the same models, every row within the floor; from other models, a new draw.
+assert check["ok"] or not same
 
 # %% [markdown]
 # ## Forget sets that are hard for a reason

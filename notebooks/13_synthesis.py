@@ -53,8 +53,7 @@ if "google.colab" in sys.modules:
 import matplotlib.pyplot as plt
 import numpy as np
 
-from unlearnlib import records, tuning
-from unlearnlib.data import load_dataset, make_task
+from unlearnlib import records
 from unlearnlib.experiment import decision
 
 SCENARIOS = {
@@ -128,7 +127,10 @@ for s, label in SCENARIOS.items():
 
 # %% [markdown]
 # In none of the four scenarios on digits is a conflict-aware method decidedly closer to the retrained model than a
-# tuned NegGrad+, and in each three to eight of the twelve are decidedly farther. The closest conflict-aware
+# tuned NegGrad+, and in each three to eight of the twelve are decidedly farther. The first half of that sentence
+# holds on both kernel families chapter 12 compared; the second does not: with models trained on other kernels,
+# NegGrad+ missed its target on one class-wise seed, and the decisions "farther than NegGrad+" became undecided
+# there. The closest conflict-aware
 # methods come within one to two floors of the oracle in class-wise and random forgetting (masked NegGrad+, PCGrad,
 # OrthoGrad), where NegGrad+ is at two to three: differences too small for ten seeds to decide. The figure ranks
 # every method by its distance in floors; conflict-aware methods are orange.
@@ -166,36 +168,56 @@ plt.show()
 # hardest, are the farthest of all: they do not forget these examples (chapter 11 found the same with the
 # defaults). Protecting the retain set is exactly wrong where the forget set is what the model learnt by heart.
 #
-# **A small retain set.** OrthoGrad and LTU are designed for it. With the protocol run for a 5 % retain subset
-# (every method, NegGrad+ included, restricted to the same subset; the tuning reports below, on the tuning seeds
-# only, so a weaker kind of evidence than the benchmark's) the question is whether they keep more of the
-# validation accuracy at the same forgetting.
+# **A small retain set.** OrthoGrad and LTU are designed for it. The protocol was run again with every method,
+# NegGrad+ included, restricted to a 5 % subset of the retain set (60 images, drawn per seed), and the
+# benchmark ran the values it chose on ten seeds. A second run gave the three methods that chapters 07 and 08
+# tuned for the subset themselves their chapters' defaults, on the same seeds and subsets. Both runs were repeated
+# with every model trained afresh on another kernel family (oneDNN off, chapter 12).
 
 # %%
-subset = tuning.stored("digits", "class", retain_fraction=0.05)
-print(tuning.format_choices(subset))
-reached = {m: e for m, e in subset["methods"].items() if e["reached"]}
-best_val = max(e["val_acc"] for e in reached.values())
-print("highest validation accuracy among those that reached the target:",
-      [m for m, e in reached.items() if e["val_acc"] == best_val], f"{best_val:.1f} %")
-n_val = round(tuning.VALIDATION_FRACTION * len(
-    make_task(load_dataset("digits"), "class", forget_class=3, seed=100).retain_idx
-))
-one_image = 100 / n_val
-print(f"validation slice: {n_val} images per seed, one image = {one_image:.2f} points")
-missed = [m for m, e in subset["methods"].items() if not e["reached"]]
-assert missed == ["masked:random_label"]
-# the best method keeps at most about one validation image more than NegGrad+
-assert best_val - subset["methods"]["neggrad_plus"]["val_acc"] <= 1.5 * one_image
+subset = records.load_bench("bench_class3_retain5")
+print(records.format_verdicts(subset, CONFLICT_AWARE, baselines=("neggrad_plus",)))
+print("flagged:", {m: f for m, f in subset["flags"].items() if m in CONFLICT_AWARE})
+# The same two runs with models trained on another kernel family (oneDNN off,
+# chapter 12).
+runs = {
+    "this machine's kernels": ("bench_class3_retain5", "bench_class3_retain5_defaults"),
+    "oneDNN off": ("bench_class3_retain5_onednn_off",
+                   "bench_class3_retain5_defaults_onednn_off"),
+}
+closer, farther, own_d = {}, {}, {}
+for kernels, (tuned_run, own_run) in runs.items():
+    tuned_rep, own_rep = records.load_bench(tuned_run), records.load_bench(own_run)
+    v = records.verdicts(tuned_rep, CONFLICT_AWARE, ("neggrad_plus",))
+    closer[kernels] = [m for m in CONFLICT_AWARE if v[m]["neggrad_plus"] == -1]
+    farther[kernels] = [m for m in CONFLICT_AWARE if v[m]["neggrad_plus"] == 1]
+    print(f"\n{kernels}: NegGrad+ re-tuned for the subset at "
+          f"{tuned_rep['summary']['neggrad_plus']['gap']['mean']:.1f} points of gap")
+    print("  decidedly closer:", closer[kernels], " farther:", farther[kernels])
+    for m in ("orthograd", "ltu_ascent", "ltu"):
+        d = records.paired_across(own_rep, m, tuned_rep, "neggrad_plus")
+        own_d[kernels, m] = d
+        print(f"  {m:11s}at its chapter's defaults, minus NegGrad+: "
+              f"{d['mean']:+6.2f} ± {d['ci95']:.2f} (p = {d['p']:.1g})")
+# Masked GA is decidedly closer on both kernel families; OrthoGrad and LTU's ascent
+# variant at their chapters' defaults are closer beyond the 95 % interval on both.
+assert all("masked:ga" in c for c in closer.values())
+assert all(own_d[k, m]["mean"] + own_d[k, m]["ci95"] < 0
+           for k in runs for m in ("orthograd", "ltu_ascent"))
+assert subset["flags"]["orthograd"]["not_forgotten"] > 5
 
 # %% [markdown]
-# With 5 % of the retain set (about 55 images), every method but masked random labels reaches the target. The
-# highest validation accuracies are 100 % (masked GA and masked NegGrad+) and 99.6 % (implicit surgery, its
-# classification variant, OrthoGrad, LTU), against 98.8 % for NegGrad+ tuned in the same setting. The validation
-# slice holds 121 images per seed, so these are differences of one image: below what two tuning seeds resolve. The
-# protocol therefore neither confirms nor rules out the advantage that chapters 07 and 08 measured for OrthoGrad
-# and LTU over a NegGrad+ that was not re-tuned for the subset. A small retain set is the setting where a ten-seed
-# benchmark of the re-tuned methods is most needed; the book has not run it.
+# This is the one setting where the evidence leans towards managing the conflict, by one to two points of gap, and
+# it leans the same way on both kernel families. With 5 % of the retain set, NegGrad+ re-tuned for it ends about
+# three points from the oracle (0.4 with the whole retain set). Masked GA ends below one point and is decidedly
+# closer on both kernel families; on the other one masked NegGrad+, PCGrad and LTU's ascent variant are decidedly
+# closer too, and on ours they are within a point of NegGrad+, undecided. OrthoGrad at the protocol's pick does not
+# forget on six seeds of ten: two tuning seeds placed its learning rate on the wrong side of a threshold. At the
+# defaults that chapters 07 and 08 chose on five held-out seeds, OrthoGrad and LTU's ascent variant are closer than
+# the re-tuned NegGrad+ beyond the 95 % interval of the paired difference, on both kernel families (these tests are
+# outside the protocol's Holm family; corrected for the three made per kernel family, they still hold). A small
+# retain set is where protecting it pays, modestly, and where the tuning of the method matters as much as the
+# method.
 #
 # **Harder data.** On the stress set (chapter 12), the registry's defaults of three conflict-aware methods collapse
 # the model to chance; the tuned values, with the guard, are below.
@@ -229,13 +251,16 @@ for m in CONFLICT_AWARE + FIXED:
 # %% [markdown]
 # ## A decision guide
 #
-# 1. **Start with a tuned NegGrad+.** On every scenario we measured, no conflict-aware method is decidedly closer
-#    to the retrained model than NegGrad+ with its weight and step tuned, and several are decidedly farther.
+# 1. **Start with a tuned NegGrad+.** With the whole retain set, in every scenario we measured, no conflict-aware
+#    method is decidedly closer to the retrained model than NegGrad+ with its weight and step tuned, and several
+#    are decidedly farther.
 # 2. **Tune on your own task, oracle-free, and keep the guard on.** Defaults carried from one dataset to another
 #    collapse models to chance; `python -m unlearnlib.bench --tune` and the guardrail flags catch it.
 # 3. **To undo wrong labels, fine-tune on the clean retain set** ($\ell_1$-sparse, fine-tuning): nothing that pushes
 #    the forget set away did as well.
-# 4. **For memorised examples, do not protect the retain set hardest:** the masked methods barely forget them.
+# 4. **Protect the retain set when you hold little of it, not when the forget set is memorised:** with 5 % of
+#    $D_r$, masked GA (and OrthoGrad and LTU at their chapters' defaults) ended one to two points of gap closer
+#    than a re-tuned NegGrad+; on memorised examples the masked methods barely forget.
 # 5. **Count the passes before choosing, and retrain when the retain set is small:** unlearning pays when $|D_r|$
 #    is large next to $|D_f|$ and the method runs over the forget set; below that, retraining is as cheap and exact.
 
@@ -246,7 +271,9 @@ for m in CONFLICT_AWARE + FIXED:
 #   tiny transformer. The `full` profile runs CIFAR-10 with ResNet-18, the setting of the papers, but the book has
 #   not yet been executed there; conflicts may matter more when the two gradients share more of a large network.
 # - **Tuning on more seeds.** Two tuning seeds were enough for most methods and too few for those whose forgetting
-#   is a threshold effect (fine-tuning, SCRUB, LTU, chapter 12).
+#   is a threshold effect (fine-tuning, SCRUB, LTU, chapter 12, and OrthoGrad on a small retain subset). The
+#   advantage of OrthoGrad and LTU with 5 % of $D_r$ rests on defaults tuned on five held-out seeds, against a
+#   NegGrad+ tuned on two: the same five-seed protocol for every method would settle it.
 # - **An oracle-free target for corrective unlearning.** On flipped labels the forget accuracy gives the tuning
 #   rule nothing to select on (chapter 12).
 # - **Per-example audits of the tuned methods.** Chapter 11 audited the defaults; the audits cost shadow models per
@@ -259,15 +286,17 @@ for m in CONFLICT_AWARE + FIXED:
 #
 # - The book's question was when managing the conflict between the forget and the retain gradients makes a better
 #   unlearning method. On the settings it can run (digits in four scenarios over ten seeds, a harder 28×28 set, a
-#   small language model), the answer is: **not decidedly anywhere**. A fixed multiplier, tuned by the same
-#   oracle-free protocol, is as close to the retrained model as the best conflict-aware method, and closer than
-#   many; for corrective unlearning, plain fine-tuning on the clean retain set is closer than both.
+#   small language model), the answer is: **only with a small retain subset, and narrowly**. With the whole retain
+#   set, a fixed multiplier tuned by the same oracle-free protocol is as close to the retrained model as the best
+#   conflict-aware method, and closer than many; for corrective unlearning, plain fine-tuning on the clean retain
+#   set is closer than both. With 5 % of the retain set, masked GA is decidedly closer than the re-tuned NegGrad+,
+#   by about two points of gap, and OrthoGrad and LTU are at their chapters' defaults.
 # - Each conflict-aware method does what its derivation promises (chapters 05-10); the promise is about a step,
 #   and a step's guarantee did not become a better model in our measurements. The mechanisms we could test
 #   directly (LTU's meta-step, LUR's alignment) did not show.
-# - Where the evidence is weakest it leans, slightly and undecidedly, towards the conflict-aware methods: with a
-#   small retain subset, and on the most memorised examples for the classification-setting implicit surgery. The
-#   masked methods are the exception in the other direction: on memorised examples they do not forget.
+# - Elsewhere the evidence leans, slightly and undecidedly, towards one conflict-aware method on the most memorised
+#   examples (the classification-setting implicit surgery). The masked methods are the exception in the other
+#   direction: on memorised examples they do not forget.
 # - Unlearning is cheaper than retraining on digits for every method, by a factor of three or more for most, and
 #   the cost curve shows why: a method that runs over the forget set stops growing with the retain set.
 # - What the book cannot say: larger models and real images (the `full` profile exists, not its measurements),

@@ -286,6 +286,30 @@ def test_records_refuse_unknown_and_check_reproduction():
         records.reproduces(report, [{"method": "ga", "seed": 3, "gap": 2.0}])
 
 
+def test_verdicts_read_the_holm_decisions_both_ways():
+    # A baseline's row against another baseline is stored once, the other way round; the verdict is read from it
+    # with the sign flipped. Undecided: adjusted p at or above the level; an unknown method is a one-line error.
+    from unlearnlib import records
+
+    def entry(mean, p_holm):
+        return {"gap": {"mean": mean, "ci95": 1.0, "p": p_holm, "p_holm": p_holm}}
+
+    summary = {m: {"gap": {"mean": g, "ci95": 0.5}} for m, g in (("ga", 8.0), ("neggrad_plus", 0.4),
+                                                                 ("x", 0.6), ("y", 3.0))}
+    report = {"summary": summary, "floor": {"gap": {"mean": 0.2}}, "config": {"seeds": 10},
+              "paired": {"ga": {"neggrad_plus": entry(7.6, 0.01)},
+                         "x": {"ga": entry(-7.4, 0.02), "neggrad_plus": entry(0.2, 0.3)},
+                         "y": {"ga": entry(-5.0, 0.04), "neggrad_plus": entry(2.6, 0.001)}}}
+    v = records.verdicts(report, ["ga", "neggrad_plus", "x", "y"])
+    assert v == {"ga": {"ga": 0, "neggrad_plus": 1}, "neggrad_plus": {"ga": -1, "neggrad_plus": 0},
+                 "x": {"ga": -1, "neggrad_plus": 0}, "y": {"ga": -1, "neggrad_plus": 1}}
+    assert records.verdicts(report, ["y"], level=0.03)["y"] == {"ga": 0, "neggrad_plus": 1}
+    text = records.format_verdicts(report, ["x", "y"])
+    assert "closer (p=0.02)" in text and "· (p=0.3)" in text and "farther (p=0.001)" in text
+    with pytest.raises(UnlearnError, match="no rows for z"):
+        records.verdicts(report, ["z"])
+
+
 def test_bench_audits_write_their_row_keys_and_floor(tmp_path, data, monkeypatch, capsys):
     """``--audit ulira,competition`` end to end, in-process, on a 600-sample part of digits saved as an .npz (the
     dataset path users give) with the fewest shadow models and replicas the audits accept, so that it runs in
@@ -313,3 +337,35 @@ def test_bench_audits_write_their_row_keys_and_floor(tmp_path, data, monkeypatch
     assert {"ulira_auc", "ulira_tpr_at_1pct_fpr", "competition_score"} <= set(floor)
     # GA's unlearned shadows are easier to tell from retrained ones than a second retraining is.
     assert row["ulira_auc"] > floor["ulira_auc"]["mean"]
+
+
+def test_paired_across_two_reports_pairs_by_seed_and_refuses_different_tasks():
+    from unlearnlib import records
+
+    config = {"dataset": "digits", "scenario": "class", "forget_class": 3, "retain_fraction": 0.05}
+    a = {"config": config, "results": [{"method": "m", "seed": s, "gap": g} for s, g in ((0, 1.0), (1, 2.0),
+                                                                                         (2, 4.0))]}
+    b = {"config": config, "results": [{"method": "n", "seed": s, "gap": g} for s, g in ((2, 1.0), (1, 1.5),
+                                                                                         (3, 9.0))]}
+    d = records.paired_across(a, "m", b, "n")
+    assert d["seeds"] == [1, 2] and d["mean"] == pytest.approx(1.75) and d["n"] == 2
+    with pytest.raises(UnlearnError, match="retain_fraction differ"):
+        records.paired_across(a, "m", {**b, "config": {**config, "retain_fraction": None}}, "n")
+    with pytest.raises(UnlearnError, match="no seed"):
+        records.paired_across(a, "x", b, "n")
+
+
+def test_same_models_compares_the_fingerprints_of_original_and_oracle():
+    from unlearnlib import records
+
+    report = {"original_per_seed": [{"seed": 0, "UA": 0.0, "RA": 100.0, "TA": 98.2, "MIA_AUC": 52.3469}],
+              "reference_per_seed": [{"seed": 0, "UA": 100.0, "RA": 100.0, "TA": 99.5, "MIA_AUC": 100.0}]}
+    original = {"method": "original", "seed": 0, "UA": 0.0, "RA": 100.0, "TA": 98.2, "MIA_AUC": 52.3469}
+    oracle = {"UA": 100.0, "RA": 100.0, "TA": 99.5, "MIA_AUC": 100.0}
+    assert records.same_models(report, [original], [oracle])
+    # Another kernel: the accuracies tie, the continuous AUC does not.
+    assert not records.same_models(report, [{**original, "MIA_AUC": 52.3512}], [oracle])
+    assert not records.same_models(report, [original], [{**oracle, "TA": 99.3}])
+    assert not records.same_models(report, [{**original, "seed": 4}], [oracle])  # a seed the report lacks
+    with pytest.raises(UnlearnError, match="every seed"):
+        records.same_models(report, [original], [])

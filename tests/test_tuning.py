@@ -134,17 +134,42 @@ def test_tune_and_bench_from_the_command_line(tmp_path, isolated_cache, oracle):
     assert res["config"]["hyperparameters"]["neggrad_plus"] == entry["kwargs"]
     assert res["config"]["tuned"] == f"file: {out}" and "flags" in res
     assert all(isinstance(row["flags"], list) for row in res["results"])
+    # A retain subset: the benchmark applies the values stored for that setting (seed 0's models are cached now).
+    r = run_cli(["--scenario", "class", "--forget-class", "3", "--methods", "neggrad_plus", "--seeds", "1",
+                 "--retain-fraction", "0.05", "--out", str(bench)], isolated_cache, timeout=600)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(bench.read_text())
+    assert res["config"]["tuned"] == "stored: unlearnlib/tuned/digits-class-retain5.json"
+    assert res["config"]["retain_fraction"] == 0.05
+    assert res["config"]["hyperparameters"]["neggrad_plus"] == tuning.tuned_kwargs("neggrad_plus",
+                                                                                   retain_fraction=0.05)
+
+
+def test_subset_kwargs_restrict_every_method_and_keep_the_retain_driven_budget(class_task):
+    # Every method gets the seed's subset (5 %, at least one batch, the same draw for every method); a method that
+    # runs over D_r keeps the steps its epochs give on the whole of it, a method over D_f keeps its own budget.
+    n = len(class_task.retain_idx)
+    ngp = tuning.subset_kwargs("neggrad_plus", class_task, 0.05, seed=0)
+    ga = tuning.subset_kwargs("ga", class_task, 0.05, seed=0)
+    assert len(ngp["retain_positions"]) == max(32, round(0.05 * n))
+    assert torch.equal(ngp["retain_positions"], ga["retain_positions"])
+    assert set(ga) == {"retain_positions"} and "steps" in ngp
+    assert ngp["steps"] > len(ngp["retain_positions"]) // 32
+    assert len(set(ngp["retain_positions"].tolist())) == len(ngp["retain_positions"]) < n
 
 
 def test_bad_tuned_files_and_options_are_one_line_errors(tmp_path, isolated_cache):
     bad = tmp_path / "bad.json"
     bad.write_text('{"methods": {"ga": 3}}')
+    tuned_file = tmp_path / "whole.json"  # values tuned on the whole of D_r
+    tuned_file.write_text(json.dumps(tuning.stored("digits", "class")))
     for args, needle in ((["--tuned", str(tmp_path / "missing.json")], "no tuned values"),
                          (["--tuned", str(bad)], "not a tuning report"),
                          (["--tune", "--audit", "relearn"], "--tune chooses"),
                          (["--tune", "--methods", "retrain"], "nothing to tune"),
                          (["--guard", "0"], "--guard must be"),
-                         (["--retain-fraction", "0.05"], "applies to --tune only")):
+                         (["--retain-fraction", "1.5"], "strictly between 0 and 1"),
+                         (["--retain-fraction", "0.05", "--tuned", str(tuned_file)], "tuned for a retain fraction")):
         r = run_cli(["--scenario", "class", "--forget-class", "3", "--seeds", "1", *args], isolated_cache)
         assert r.returncode == 2, (args, r.stderr)
         lines = r.stderr.strip().splitlines()

@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "write the chosen values (--out); --seeds is then the number of tuning seeds (100, 101, ...; "
                         "default 2)")
     p.add_argument("--retain-fraction", type=float, default=None,
-                   help="with --tune: every method may use only this fraction of D_r (a small retain subset, "
-                        "chapters 07-08), and the values are tuned for that setting")
+                   help="every method may use only this fraction of D_r (a small retain subset, chapters 07-08); "
+                        "with --tune, the values are tuned for that setting, and the benchmark applies the values "
+                        "stored for it")
     p.add_argument("--guard", default=None,
                    help="the collapse guard's margin in points of accuracy (default 25, chapter 12), or none to switch "
                         "it off and see what it prevents")
@@ -172,8 +173,10 @@ def check_options(args) -> None:
         raise UnlearnError("--audit and --baselines do not apply to --step-cost; drop them")
     if args.guard is not None:
         args.guard = parse_guard(args.guard)
-    if args.retain_fraction is not None and not args.tune:
-        raise UnlearnError("--retain-fraction applies to --tune only; add --tune, or drop --retain-fraction")
+    if args.retain_fraction is not None and not 0 < args.retain_fraction < 1:
+        raise UnlearnError(f"--retain-fraction must lie strictly between 0 and 1, got {args.retain_fraction}")
+    if args.retain_fraction is not None and args.step_cost:
+        raise UnlearnError("--retain-fraction does not apply to --step-cost (it times fixed batches); drop it")
     if args.tune and (args.step_cost or args.audit is not None or args.baselines is not None
                       or args.tuned != "auto" or args.guard is not None):
         raise UnlearnError("--tune chooses hyperparameters and runs no benchmark: drop --step-cost, --audit, "
@@ -363,10 +366,20 @@ def run_benchmark(args, profile, device) -> dict:
     for metric, reason in undefined.items():
         print(f"warning: {metric} will be null: {reason}", file=sys.stderr)
     extra = {"batch_size": args.batch_size} if args.batch_size is not None else {}
-    tuned_from, tuned = resolve_tuned(args.tuned, args.dataset, scenario)
+    tuned_from, tuned = resolve_tuned(args.tuned, args.dataset, scenario, args.retain_fraction)
+    if tuned is not None and tuned.get("retain_fraction") != args.retain_fraction:
+        raise UnlearnError(f"the values of {tuned_from} were tuned for a retain fraction of "
+                           f"{tuned.get('retain_fraction')}, not {args.retain_fraction}; pass the matching "
+                           "--retain-fraction, or a file that --tune wrote for this setting")
     if args.guard is not None:  # "none" was parsed to the string "off": run_unlearning takes None
         extra["guard"] = None if args.guard == "off" else args.guard
     hyper = {n: {**tuning.tuned_kwargs(n, report=tuned), **extra} if tuned else dict(extra) for n in names}
+
+    def variant(name):
+        """The method with its hyperparameters and, on a retain subset, the seed's subset and steps."""
+        if args.retain_fraction is None or name == "retrain":
+            return name, hyper[name]
+        return name, lambda t, s: {**tuning.subset_kwargs(name, t, args.retain_fraction, s), **hyper[name]}
     rows, references, floor_rows, failures, interrupted = [], {}, {}, [], False
     originals = []  # per seed, the original model's metrics against the seed's oracle: what there is to undo
     audit_floor = {}
@@ -384,7 +397,7 @@ def run_benchmark(args, profile, device) -> dict:
                 failures.append({"method": "original", "seed": seed, "error": error})
             for name in names:
                 try:
-                    part = compare_methods({name: (name, hyper[name])}, scenario, data=data, cfg=cfg, seeds=[seed],
+                    part = compare_methods({name: variant(name)}, scenario, data=data, cfg=cfg, seeds=[seed],
                                            device=device, progress=False, floor=seed not in floor_rows,
                                            relearn="relearn" in audits, **task_args)
                     row = part.rows[0]
@@ -424,7 +437,7 @@ def run_benchmark(args, profile, device) -> dict:
               "batch_size": args.batch_size, "profile": profile.name, "device": str(device), "train": cfg.__dict__,
               "shadow_models": profile.shadow_models if "ulira" in audits else None,
               "audit_replicas": profile.audit_replicas if "competition" in audits else None,
-              "torch": torch.__version__, "tuned": tuned_from,
+              "torch": torch.__version__, "tuned": tuned_from, "retain_fraction": args.retain_fraction,
               "hyperparameters": {n: hyper[n] for n in names if n != "retrain"}}
     return {"config": config, "reference": comparison.reference if done else {},
             "reference_per_seed": [{"seed": s, **references[s]} for s in done], "results": rows,
@@ -447,13 +460,15 @@ def parse_guard(spec: str):
     return margin
 
 
-def resolve_tuned(spec: str, dataset: str, scenario: str) -> tuple[str, dict | None]:
-    """Where the benchmark's hyperparameters come from (``--tuned``): a description and the tuning report."""
+def resolve_tuned(spec: str, dataset: str, scenario: str,
+                  retain_fraction: float | None = None) -> tuple[str, dict | None]:
+    """Where the benchmark's hyperparameters come from (``--tuned``): a description and the tuning report (for
+    ``auto``, the values stored for the setting, retain subset included)."""
     if spec == "none":
         return "defaults", None
     if spec == "auto":
-        report = tuning.stored(dataset, scenario)
-        name = tuning.setting_name(dataset, scenario)
+        report = tuning.stored(dataset, scenario, retain_fraction)
+        name = tuning.setting_name(dataset, scenario, retain_fraction)
         return (f"stored: unlearnlib/tuned/{name}.json", report) if report else ("defaults (none stored)", None)
     return f"file: {spec}", tuning.load_tuned(spec)
 

@@ -220,6 +220,14 @@ def subset_positions(task: UnlearningTask, fraction: float, seed: int, batch_siz
     return torch.randperm(len(task.retain_idx), generator=g)[:n].to(task.retain_idx.device)  # host: CPU generator
 
 
+def subset_kwargs(name: str, task: UnlearningTask, fraction: float, seed: int) -> dict:
+    """What a method runs with when it may use only ``fraction`` of D_r: the seed's subset (``retain_positions``,
+    :func:`subset_positions`) and, for a retain-driven method, :func:`subset_steps` (the tuning and the benchmark
+    of a retain subset, chapters 07, 08 and 12)."""
+    extra = {"retain_positions": subset_positions(task, fraction, seed)}
+    return {**extra, **subset_steps(name, {"task": task, "extra": extra})}
+
+
 def subset_steps(name: str, setup: dict, batch_size: int = 32) -> dict:
     """``steps`` for a retain-driven method on a subset: its default epochs over the whole of D_r."""
     base = name[len("masked:"):] if name.startswith("masked:") else name
