@@ -1470,7 +1470,8 @@ assert not any(v for row in tuned["random10"].values() for v in row.values())
 #   the library's methods exactly.
 # - **On digits**, in class-wise forgetting, PCGrad beat GA on every seed and unilateral surgery on average, as
 #   the papers claim. NegGrad+ beat unilateral surgery on every seed, and PCGrad was within the seed noise of
-#   NegGrad+. Random forgetting separated nothing.
+#   NegGrad+. Random forgetting separated nothing. These verdicts hold at the values chapter 12's protocol
+#   chooses, over ten seeds, on the kernels of the machine that ran them.
 # - The held-out rule chose a negative tolerance, $\epsilon = -1$. At a trained model, zero first-order damage
 #   still means second-order damage ({eq}`eq-05-second-order`), and a small $\|g_r\|$ makes $\lambda^*$ large.
 #   The method then behaves like NegGrad+ with an adaptive weight. The retain loss on a probe rose on a quarter or more

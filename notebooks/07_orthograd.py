@@ -1639,9 +1639,9 @@ print("\nOrthoGrad's flagged runs on the subset:", subset["flags"].get("orthogra
 print("its tuned values there:", subset["config"]["hyperparameters"]["orthograd"])
 own = records.load_bench("bench_class3_retain5_defaults")
 d = records.paired_across(own, "orthograd", subset, "neggrad_plus")
+print("OrthoGrad at this chapter's defaults minus NegGrad+ re-tuned for the subset:")
 print(
-    f"OrthoGrad at this chapter's defaults minus NegGrad+ re-tuned for the subset, "
-    f"gap: {d['mean']:+.2f} ± {d['ci95']:.2f} (95 % CI, {d['n']} seeds, "
+    f"  gap {d['mean']:+.2f} ± {d['ci95']:.2f} (95 % CI, {d['n']} seeds, "
     f"p = {d['p']:.1g})"
 )
 # Whole D_r: closer than GA, undecided against NegGrad+.

@@ -699,7 +699,8 @@ assert tuned["random10"] == {"ga": 0, "neggrad_plus": 0}
 # - The look-ahead forward must not update normalisation statistics; the library passes buffer copies.
 # - On digits, LUR beats GA on Avg. Gap in class-wise forgetting on every seed, and far outperforms the same
 #   objective without look-ahead ($\alpha = 0$); the tuned NegGrad+ baseline is at least as close to the oracle
-#   (closer, on ten paired seeds in chapter 11). In random forgetting all methods are within noise of each other.
+#   (closer, on ten paired seeds in chapter 11; undecided at the values chapter 12's protocol chooses). In random
+#   forgetting all methods are within noise of each other.
 # - The forget/retain gradient cosine along the runs is not shifted towards agreement by LUR in our measurement:
 #   the implicit-regulariser story explains the objective, but we could not see it in this statistic.
 # - One second-order step costs several GA steps (printed in §9.2; at this tiny size the overhead of `torch.func`

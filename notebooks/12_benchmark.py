@@ -305,7 +305,9 @@ plt.show()
 #
 # **Judging the end, not the path.** The guard checks along the run only to keep a state to fall back to; it judges
 # the model the run returns. The reason is fine-tuning with the step size of chapter 02: it does not forget by
-# interference, as chapter 02 described it, but by passing through a collapse and learning the retain set again.
+# interference, as chapter 02 described it, but by passing through a collapse and learning the retain set again
+# (how deep the collapse goes depends on the trained model; on the machine that built this book, close to chance;
+# on models trained on other kernels, less deep, but below the guard's line).
 
 # %%
 m0 = original_model(data, cfg, seed=0, device=device, progress=False)
@@ -331,7 +333,10 @@ ax.set_title("fine-tuning, learning rate 0.1 (the default of chapter 02)")
 fig.tight_layout()
 plt.show()
 print(f"lowest {min(path):.1f} %, final {path[-1]:.1f} %")
-assert min(path) < 50 and path[-1] > 95  # through a collapse and back
+# Below the guard's line along the way, above it at the end: a guard that judged the
+# path would have stopped this run.
+line = path[0] - GUARD_MARGIN
+assert min(path) < line < path[-1]
 
 # %% [markdown]
 # A guard that stopped at the first bad check would have returned the original model here and called fine-tuning
@@ -683,7 +688,7 @@ with torch.backends.mkldnn.flags(enabled=False):
     )
 check_off = records.reproduces(bench["class3"], live_off.rows)
 print(
-    f"oneDNN off, same models: largest difference {check_off['max_diff']:.3f} "
+    f"oneDNN off around the unlearning: largest difference {check_off['max_diff']:.3f} "
     f"(tolerance {check_off['bound']:.3f})"
 )
 assert check_off["ok"] or not same
@@ -712,7 +717,9 @@ print(f"Holm decisions that agree: {len(agree)} of {len(pairs)}; "
       f"opposite: {len(opposite)}")
 ngp_off = records.per_seed(off, "neggrad_plus")
 print("NegGrad+ per seed, oneDNN off:", np.round(ngp_off, 2))
-print("flags, oneDNN off:", off["flags"])
+print("flags, oneDNN off:")
+for m, f in off["flags"].items():
+    print(f"  {m:22s}{f}")
 # No decision turns around, and under neither kernel family is any method decidedly
 # closer to the oracle than NegGrad+.
 assert not opposite and len(pairs) - len(agree) == 11
@@ -755,7 +762,10 @@ assert all(v[m]["neggrad_plus"] >= 0 for v in (v_on, v_off) for m in methods)
 #   protocol, run there, leaves no method silently at chance (the one it could not fix, implicit surgery, is flagged
 #   on both seeds), and the tuned NegGrad+ lands next to OrthoGrad and masked NegGrad+, behind $\ell_1$-sparse and
 #   fine-tuning.
-# - The committed tables reproduce: the live re-run of two methods on two seeds agrees with them.
+# - **Reproduction.** From the same trained models a re-run repeats the committed rows, with oneDNN on or off.
+#   Models trained on another kernel family are a new draw: re-run there, the class-wise benchmark keeps 25 of its
+#   36 decisions and turns none around, but the "decidedly farther than NegGrad+" ones become undecided, because
+#   NegGrad+ misses its target on one seed (flagged, oracle-free).
 
 # %% [markdown]
 # ## Exercises

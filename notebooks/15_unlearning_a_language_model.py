@@ -403,20 +403,29 @@ for name in [*LIVE, "oracle"]:
 # ## Every method, five seeds
 #
 # The committed benchmark ran every method on seeds 0-4 with the noise floor (a second, independently retrained
-# oracle per seed) and paired tests against NPO and GA, Holm-corrected (chapter 11). First, the live rows must
-# agree with the committed ones of the same seeds: on this machine they are the same computation; on another, a
-# rounding tie may send a run down another path, but it should land no farther from the committed row than a
-# second retraining lands from the first (`records.reproduces`, with the largest per-seed floor of `lm_gap` as the
-# bound).
+# oracle per seed) and paired tests against NPO and GA, Holm-corrected (chapter 11). First, the live rows against
+# the committed ones of the same seeds. If the live run started from the committed run's models (recognised by the
+# original model's row against its oracle, whose truth ratio and PrivLeak are continuous), it repeats the same
+# computation, and each row should land no farther from the committed one than a second retraining lands from the
+# first (`records.reproduces`, with the largest per-seed floor of `lm_gap` as the bound). On other kernels the
+# trained models differ, and each seed is a new draw (chapter 12 measures what that does).
 
 # %%
 report = lm_bench.load_committed("facts_forget10")
+originals = [
+    {"method": "original", "seed": s_,
+     **evaluate_lm(m_s, t_s, reference=evaluate_lm(o_s, t_s))}
+    for s_, (t_s, m_s, o_s) in live_setups.items()
+]
+same = records.same_models(report, originals, keys=records.LM_FINGERPRINT)
 check = records.reproduces(
     report, [r for r in live_rows if r["method"] != "oracle"], key="lm_gap"
 )
+print(f"started from the committed run's models: {same}")
 print(f"live vs committed lm_gap: max difference {check['max_diff']:.3f}, "
       f"bound {check['bound']:.3f}")
-assert check["ok"], check
+# From the same models, every row within the floor; from other models, a new draw.
+assert check["ok"] or not same, check
 
 summary, ref, floor = report["summary"], report["reference"], report["floor"]
 methods = [m for m in report["config"]["methods"] if m in summary]

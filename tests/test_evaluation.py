@@ -369,3 +369,9 @@ def test_same_models_compares_the_fingerprints_of_original_and_oracle():
     assert not records.same_models(report, [{**original, "seed": 4}], [oracle])  # a seed the report lacks
     with pytest.raises(UnlearnError, match="every seed"):
         records.same_models(report, [original], [])
+    # The language-model report keeps its original rows among the results and no oracle per seed.
+    lm_report = {"results": [{"method": "original", "seed": 0, "forget_acc": 100.0, "truth_ratio": 0.0385,
+                              "privleak": 110.68, "utility": 98.41, "mia_auc": 98.64}]}
+    lm_row = dict(lm_report["results"][0])
+    assert records.same_models(lm_report, [lm_row], keys=records.LM_FINGERPRINT)
+    assert not records.same_models(lm_report, [{**lm_row, "truth_ratio": 0.0391}], keys=records.LM_FINGERPRINT)

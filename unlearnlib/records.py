@@ -76,23 +76,36 @@ def floor_bound(report: dict, key: str = "gap") -> float:
 #: other kernels (another CPU's oneDNN, a GPU) differ there even when their accuracies tie.
 FINGERPRINT = ("UA", "RA", "TA", "MIA_AUC")
 
+#: the same for the language-model track (chapter 15): the original model's row against its oracle, whose truth
+#: ratio, PrivLeak and attack AUC are continuous in both models.
+LM_FINGERPRINT = ("forget_acc", "truth_ratio", "privleak", "utility", "mia_auc")
 
-def same_models(report: dict, originals: list[dict], references: list[dict]) -> bool:
-    """Whether a live run started from the committed run's models (chapter 12): the original model's row of every
-    live seed (``originals``: rows with ``seed``) and the oracle's metrics (``references``, in the same order)
-    equal the committed ones to 1e-6 on :data:`FINGERPRINT`. Only then can a re-run row be expected to follow the
-    committed one step for step."""
-    committed = {r["seed"]: r for r in report.get("original_per_seed", [])}
+
+def same_models(report: dict, originals: list[dict], references: list[dict] | None = None,
+                keys=FINGERPRINT) -> bool:
+    """Whether a live run started from the committed run's models (chapters 11, 12 and 15): the original model's
+    row of every live seed (``originals``: rows with ``seed``, scored against the live oracle) equals the committed
+    one (``"original_per_seed"``, else the rows of method ``original``) to 1e-6 on ``keys``, and so do the oracle's
+    metrics (``references``, in the same order) where the report stores them per seed. Only then can a re-run row
+    be expected to follow the committed one step for step."""
+    committed = {r["seed"]: r for r in report.get("original_per_seed")
+                 or [r for r in report.get("results", []) if r["method"] == "original"]}
     oracles = {r["seed"]: r for r in report.get("reference_per_seed", [])}
-    if not originals or len(originals) != len(references):
-        raise UnlearnError("same_models needs the live original row and the oracle's metrics of every seed")
+    if not originals or (references is not None and len(originals) != len(references)):
+        raise UnlearnError("same_models needs the live original row of every seed (and, when given, the oracle's "
+                           "metrics of every seed)")
 
     def equal(a, b):
         return all(a.get(k) is not None and b.get(k) is not None and abs(a[k] - b[k]) <= 1e-6
-                   for k in FINGERPRINT if k in a or k in b)
+                   for k in keys if k in a or k in b)
 
-    return all(o["seed"] in committed and o["seed"] in oracles and equal(o, committed[o["seed"]])
-               and equal(ref, oracles[o["seed"]]) for o, ref in zip(originals, references))
+    def oracle_equal(i, seed):
+        if references is None or not oracles:
+            return True  # the original's row is scored against the oracle, so it fingerprints both
+        return seed in oracles and equal(references[i], oracles[seed])
+
+    return all(o["seed"] in committed and equal(o, committed[o["seed"]]) and oracle_equal(i, o["seed"])
+               for i, o in enumerate(originals))
 
 
 def reproduces(report: dict, rows: list[dict], key: str = "gap") -> dict:
